@@ -1,0 +1,1 @@
+from . import echostream_multitask  # noqa: F401

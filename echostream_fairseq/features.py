@@ -1,0 +1,159 @@
+"""Audio reading, Kaldi-compatible fbank and global CMVN.
+
+One implementation serves training data, offline decoding and streaming:
+:func:`fbank` computes the features of a whole waveform, and :class:`OnlineFbank`
+produces exactly the same frames from samples that arrive in arbitrary chunks.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.compliance.kaldi as kaldi
+
+SAMPLE_RATE = 16000
+NUM_MEL_BINS = 80
+FRAME_LENGTH_MS = 25.0
+FRAME_SHIFT_MS = 10.0
+WINDOW = int(SAMPLE_RATE * FRAME_LENGTH_MS / 1000)  # 400 samples
+HOP = int(SAMPLE_RATE * FRAME_SHIFT_MS / 1000)  # 160 samples
+
+
+class AudioError(ValueError):
+    """Raised for audio that cannot be used; the message names the file."""
+
+
+def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE) -> np.ndarray:
+    """Read a mono waveform as float32 in [-1, 1].
+
+    Multi-channel audio is averaged to mono. With ``expected_sr`` set, a file at another
+    rate is an error (resampling is the caller's explicit choice, see :func:`resample`).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # soundfile raises several types for corrupt files
+        raise AudioError(f"cannot read audio file {path}: {e}") from e
+    if wav.shape[0] == 0:
+        raise AudioError(f"audio file is empty: {path}")
+    wav = wav.mean(axis=1)
+    if expected_sr is not None and sr != expected_sr:
+        raise AudioError(f"{path}: sample rate {sr} Hz, expected {expected_sr} Hz")
+    return wav
+
+
+def resample(wav: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE) -> np.ndarray:
+    if orig_sr == new_sr:
+        return wav
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), orig_sr, new_sr).numpy()
+
+
+def _fbank_frames(samples: torch.Tensor) -> torch.Tensor:
+    """Fbank of complete frames of ``samples`` (float in [-1, 1]); (n_frames, 80)."""
+    if samples.numel() < WINDOW:
+        return torch.zeros(0, NUM_MEL_BINS)
+    # Kaldi works on int16-scaled samples; fairseq's speech recipes do the same.
+    return kaldi.fbank(
+        samples.unsqueeze(0) * 32768.0,
+        num_mel_bins=NUM_MEL_BINS,
+        frame_length=FRAME_LENGTH_MS,
+        frame_shift=FRAME_SHIFT_MS,
+        dither=0.0,
+        energy_floor=0.0,
+        sample_frequency=SAMPLE_RATE,
+    )
+
+
+def num_frames(num_samples: int) -> int:
+    """Number of fbank frames of a waveform of ``num_samples`` samples (Kaldi snip_edges)."""
+    return 0 if num_samples < WINDOW else 1 + (num_samples - WINDOW) // HOP
+
+
+def fbank(wav: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+    """80-dim log-mel fbank of a whole 16 kHz waveform, float32 (n_frames, 80)."""
+    samples = torch.as_tensor(np.asarray(wav, dtype=np.float32))
+    return _fbank_frames(samples).numpy()
+
+
+class OnlineFbank:
+    """Fbank over a stream: ``accept(samples)`` returns the frames that became complete.
+
+    The concatenation of all returned frames equals :func:`fbank` of the whole stream.
+    Only the samples of the next incomplete frame are kept, so memory is constant.
+    """
+
+    def __init__(self):
+        self._buf = torch.zeros(0)
+
+    def accept(self, samples: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+        new = torch.as_tensor(np.asarray(samples, dtype=np.float32)).reshape(-1)
+        self._buf = torch.cat([self._buf, new])
+        n = num_frames(self._buf.numel())
+        if n == 0:
+            return np.zeros((0, NUM_MEL_BINS), dtype=np.float32)
+        used = (n - 1) * HOP + WINDOW
+        frames = _fbank_frames(self._buf[:used])
+        self._buf = self._buf[n * HOP :]
+        return frames.numpy()
+
+
+class GlobalCMVN:
+    """Global mean/variance normalisation from fairseq's ``gcmvn.npz`` (keys ``mean``, ``std``)."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        if self.mean.shape != self.std.shape or self.mean.ndim != 1:
+            raise ValueError(f"CMVN mean {self.mean.shape} and std {self.std.shape} must be equal 1-D shapes")
+        if np.any(self.std <= 0):
+            raise ValueError("CMVN std must be positive")
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "GlobalCMVN":
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"global CMVN stats file not found: {path}")
+        try:
+            stats = np.load(path)
+            return cls(stats["mean"], stats["std"])
+        except (KeyError, ValueError, OSError) as e:
+            raise ValueError(f"bad global CMVN stats file {path}: {e}") from e
+
+    @classmethod
+    def estimate(cls, features, floor: float = 1e-8) -> "GlobalCMVN":
+        """Stats over an iterable of (n_frames, dim) arrays, as fairseq's prep computes them."""
+        total, sq, n = None, None, 0
+        for f in features:
+            f = np.asarray(f, dtype=np.float64)
+            total = f.sum(0) if total is None else total + f.sum(0)
+            sq = (f**2).sum(0) if sq is None else sq + (f**2).sum(0)
+            n += f.shape[0]
+        if n == 0:
+            raise ValueError("cannot estimate CMVN from no frames")
+        mean = total / n
+        var = np.maximum(sq / n - mean**2, floor)
+        return cls(mean.astype(np.float32), np.sqrt(var).astype(np.float32))
+
+    def save(self, path: Union[str, Path]) -> None:
+        np.savez(path, mean=self.mean, std=self.std)
+
+    def __call__(self, feats: np.ndarray) -> np.ndarray:
+        return ((feats - self.mean) / self.std).astype(np.float32)
+
+
+class OnlineFrontEnd:
+    """Samples in, CMVN-normalised fbank frames out, chunk by chunk."""
+
+    def __init__(self, cmvn: GlobalCMVN):
+        self.fbank = OnlineFbank()
+        self.cmvn = cmvn
+
+    def accept(self, samples) -> np.ndarray:
+        return self.cmvn(self.fbank.accept(samples))

@@ -1,0 +1,102 @@
+"""Offline decoding for ``fairseq-generate``: MT beam search with fairseq's SequenceGenerator,
+then T2U + CTC unit decoder, ASR-CTC and ST-CTC greedy transcripts."""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import torch
+from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel
+from fairseq.sequence_generator import SequenceGenerator
+
+from .decoding import ctc_collapse, detok, unit_ids
+from .models.echostream import ctc_blank
+
+
+class _Precomputed(FairseqEncoder):
+    """Lets SequenceGenerator reuse encoder output that was already computed."""
+
+    def __init__(self, encoder):
+        super().__init__(None)
+        self.inner = encoder
+        self.out = None
+
+    def forward(self, **kwargs):
+        return self.out
+
+    def reorder_encoder_out(self, encoder_out, new_order):
+        return self.inner.reorder_encoder_out(encoder_out, new_order)
+
+
+class EchoStreamGenerator:
+    def __init__(self, models, task, args):
+        if len(models) != 1:
+            raise ValueError("echostream decoding supports a single model (no ensembles)")
+        self.model = models[0]
+        self.task = task
+        self.unit_dict = task.target_dictionary
+        self.symbols_to_strip_from_output = {self.unit_dict.eos(), self.unit_dict.bos()}
+        self._encoder = _Precomputed(self.model.encoder)
+        mt_model = FairseqEncoderDecoderModel(self._encoder, self.model.mt_decoder)
+        self.mt_generator = SequenceGenerator(
+            [mt_model],
+            self.model.mt_dict,
+            beam_size=getattr(args, "beam", 1),
+            max_len_a=getattr(args, "max_len_a", 0),
+            max_len_b=getattr(args, "max_len_b", 200),
+            min_len=getattr(args, "min_len", 1),
+            len_penalty=getattr(args, "lenpen", 1.0),
+        )
+
+    def _ctc_texts(self, proj, dictionary, encoder_out, lengths) -> List[str]:
+        if proj is None:
+            return [""] * len(lengths)
+        best = self.model.ctc_log_probs(proj, encoder_out).argmax(-1).t()  # B x T
+        blank = ctc_blank(dictionary)
+        return [detok(dictionary, ctc_collapse(best[i, : lengths[i]].tolist(), blank)) for i in range(len(lengths))]
+
+    @torch.no_grad()
+    def generate(self, models, sample, **kwargs) -> List[List[Dict]]:
+        model = self.model
+        model.eval()
+        net_input = sample["net_input"]
+        encoder_out = model.encoder(net_input["src_tokens"], net_input["src_lengths"])
+        enc_lengths = encoder_out["src_lengths"][0].tolist()
+        asr = self._ctc_texts(model.asr_ctc_proj, model.asr_dict, encoder_out, enc_lengths)
+        st = self._ctc_texts(model.st_ctc_proj, model.st_dict, encoder_out, enc_lengths)
+
+        self._encoder.out = encoder_out
+        mt_hypos = self.mt_generator.generate([], {"net_input": net_input})
+        best = [h[0] for h in mt_hypos]
+        # one state per target subword: decoder state at the position whose input is that token
+        eos = model.mt_dict.eos()
+        texts = [h["tokens"][:-1] if h["tokens"][-1] == eos else h["tokens"] for h in best]
+        n = torch.tensor([len(t) for t in texts])
+        prev = torch.full((len(texts), int(n.max()) + 1), model.mt_dict.pad(), dtype=torch.long)
+        prev[:, 0] = eos
+        for i, t in enumerate(texts):
+            prev[i, 1 : 1 + len(t)] = t
+        _, states = model.mt_forward(prev, encoder_out)
+        unit_logits, unit_lengths = model.units_forward(states[:, 1:], n)
+        unit_lprobs = torch.log_softmax(unit_logits.float(), -1)
+        blank = ctc_blank(self.unit_dict)
+
+        out = []
+        for i, h in enumerate(best):
+            frames = unit_lprobs[i, : unit_lengths[i]]
+            idx = ctc_collapse(frames.argmax(-1).tolist(), blank)
+            tokens = torch.tensor(idx + [self.unit_dict.eos()], dtype=torch.long)
+            out.append(
+                [
+                    {
+                        "tokens": tokens,
+                        "score": h["score"],
+                        "positional_scores": torch.zeros(len(tokens)),
+                        "alignment": None,
+                        "units": unit_ids(self.unit_dict, idx),
+                        "mt_text": detok(model.mt_dict, texts[i].tolist()),
+                        "asr_text": asr[i],
+                        "st_text": st[i],
+                    }
+                ]
+            )
+        return out

@@ -1,0 +1,1 @@
+from . import echostream  # noqa: F401

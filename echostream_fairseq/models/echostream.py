@@ -1,0 +1,226 @@
+"""The EchoStream S2ST model (``--arch echostream_s2st`` / ``echostream_mini``).
+
+speech -> Emformer encoder -> ASR-CTC head (source subwords)
+                           -> ST-CTC head (target subwords, drives the streaming policy)
+                           -> MT decoder (autoregressive) -> T2U encoder -> CTC unit decoder
+"""
+from __future__ import annotations
+
+from argparse import Namespace
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from fairseq.models import BaseFairseqModel, register_model, register_model_architecture
+from fairseq.models.transformer import Embedding, TransformerDecoder
+
+from .encoder import EmformerSpeechEncoder
+from .unit_decoder import CTCUnitDecoder, T2UEncoder
+
+# names of the multitask YAML entries and the role each plays
+ASR_TASK = "source_unigram"
+ST_TASK = "ctc_target_unigram"
+MT_TASK = "target_unigram"
+
+
+def ctc_blank(dictionary) -> int:
+    """Every CTC output of the model uses the dictionary's ``<s>`` as its blank.
+
+    ``<s>`` never occurs inside a target sequence, so it is free for the role; fairseq's own
+    CTC criterion makes the same choice.
+    """
+    return dictionary.bos()
+
+
+@register_model("echostream")
+class EchoStreamModel(BaseFairseqModel):
+    @staticmethod
+    def add_args(parser):
+        a = parser.add_argument
+        a("--encoder-embed-dim", type=int, metavar="N", help="Emformer width")
+        a("--encoder-ffn-embed-dim", type=int, metavar="N", help="Emformer FFN width")
+        a("--encoder-layers", type=int, metavar="N", help="Emformer layers")
+        a("--encoder-attention-heads", type=int, metavar="N", help="Emformer heads")
+        a("--segment-length", type=int, metavar="N", help="Emformer segment, in 40 ms frames")
+        a("--right-context-length", type=int, metavar="N", help="Emformer look-ahead, in 40 ms frames")
+        a("--left-context-length", type=int, metavar="N", help="Emformer left context, in 40 ms frames")
+        a("--max-memory-size", type=int, metavar="N", help="Emformer memory vectors (0: none)")
+        a("--decoder-embed-dim", type=int, metavar="N", help="MT decoder width")
+        a("--decoder-ffn-embed-dim", type=int, metavar="N", help="MT decoder FFN width")
+        a("--decoder-layers", type=int, metavar="N", help="MT decoder layers")
+        a("--decoder-attention-heads", type=int, metavar="N", help="MT decoder heads")
+        a("--t2u-layers", type=int, metavar="N", help="causal T2U encoder layers (0 allowed)")
+        a("--unit-decoder-embed-dim", type=int, metavar="N", help="T2U / unit decoder width")
+        a("--unit-decoder-ffn-embed-dim", type=int, metavar="N", help="T2U / unit decoder FFN width")
+        a("--unit-decoder-layers", type=int, metavar="N", help="CTC unit decoder layers")
+        a("--unit-decoder-attention-heads", type=int, metavar="N", help="T2U / unit decoder heads")
+        a("--unit-upsample", type=int, metavar="N", help="unit slots per target subword")
+        a("--dropout", type=float, metavar="D", help="dropout probability")
+        a("--attention-dropout", type=float, metavar="D", help="attention dropout (MT decoder)")
+        a("--activation-dropout", type=float, metavar="D", help="FFN activation dropout (MT decoder)")
+
+    def __init__(self, args, encoder, mt_decoder, t2u_encoder, unit_decoder, asr_dict, st_dict, mt_dict, unit_dict):
+        super().__init__()
+        self.args = args
+        self.encoder = encoder
+        self.asr_ctc_proj = nn.Linear(args.encoder_embed_dim, len(asr_dict)) if asr_dict is not None else None
+        self.st_ctc_proj = nn.Linear(args.encoder_embed_dim, len(st_dict)) if st_dict is not None else None
+        self.mt_decoder = mt_decoder
+        self.t2u_encoder = t2u_encoder
+        self.unit_decoder = unit_decoder
+        self.asr_dict, self.st_dict, self.mt_dict, self.unit_dict = asr_dict, st_dict, mt_dict, unit_dict
+
+    @classmethod
+    def build_model(cls, args, task):
+        base_architecture(args)
+        mt_dict = task.multitask_dictionary(MT_TASK)
+        if mt_dict is None:
+            raise ValueError(
+                f"the echostream model needs the '{MT_TASK}' entry in --multitask-config-yaml: "
+                "its MT decoder feeds the unit decoder"
+            )
+        asr_dict = task.multitask_dictionary(ASR_TASK)
+        st_dict = task.multitask_dictionary(ST_TASK)
+        encoder = EmformerSpeechEncoder(args)
+        mt_decoder = build_mt_decoder(args, mt_dict)
+        t2u = T2UEncoder(
+            args.decoder_embed_dim,
+            args.unit_decoder_embed_dim,
+            args.t2u_layers,
+            args.unit_decoder_attention_heads,
+            args.unit_decoder_ffn_embed_dim,
+            args.dropout,
+        )
+        unit_decoder = CTCUnitDecoder(
+            args.unit_decoder_embed_dim,
+            args.unit_decoder_layers,
+            args.unit_decoder_attention_heads,
+            args.unit_decoder_ffn_embed_dim,
+            args.dropout,
+            args.unit_upsample,
+            len(task.target_dictionary),
+        )
+        return cls(args, encoder, mt_decoder, t2u, unit_decoder, asr_dict, st_dict, mt_dict, task.target_dictionary)
+
+    # ----------------------------------------------------------------- pieces
+    def ctc_log_probs(self, proj: nn.Module, encoder_out) -> torch.Tensor:
+        """(T, B, V) log-probabilities of a CTC head over encoder frames."""
+        return nn.functional.log_softmax(proj(encoder_out["encoder_out"][0]).float(), dim=-1)
+
+    def mt_forward(self, prev_output_tokens, encoder_out, incremental_state=None):
+        """MT decoder: returns (logits B x T x V, hidden states B x T x C)."""
+        x, _ = self.mt_decoder.extract_features(prev_output_tokens, encoder_out, incremental_state=incremental_state)
+        return self.mt_decoder.output_layer(x), x
+
+    def units_forward(self, text_states: torch.Tensor, text_lengths: torch.Tensor):
+        """Unit logits (B x U x K) and lengths from one state per committed target subword."""
+        return self.unit_decoder(self.t2u_encoder(text_states, text_lengths), text_lengths)
+
+    def forward(self, src_tokens, src_lengths, mt_prev_output_tokens, mt_text_lengths, **kwargs) -> Dict:
+        """Training forward pass with the MT decoder teacher-forced on the target text.
+
+        ``mt_prev_output_tokens`` is ``[eos] y1 .. yn``; the hidden state at the position whose
+        input is ``y_t`` represents token ``t`` for the unit decoder (positions 1..n).
+        """
+        encoder_out = self.encoder(src_tokens, src_lengths)
+        mt_logits, mt_states = self.mt_forward(mt_prev_output_tokens, encoder_out)
+        unit_logits, unit_lengths = self.units_forward(mt_states[:, 1:], mt_text_lengths)
+        return {
+            "encoder_out": encoder_out,
+            "mt_logits": mt_logits,
+            "unit_logits": unit_logits,
+            "unit_lengths": unit_lengths,
+        }
+
+    def max_positions(self):
+        return (self.args.max_source_positions, self.args.max_target_positions)
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        return state_dict
+
+
+def build_mt_decoder(args, dictionary) -> TransformerDecoder:
+    dec_args = Namespace(
+        decoder_embed_dim=args.decoder_embed_dim,
+        decoder_output_dim=args.decoder_embed_dim,
+        decoder_input_dim=args.decoder_embed_dim,
+        decoder_ffn_embed_dim=args.decoder_ffn_embed_dim,
+        decoder_layers=args.decoder_layers,
+        decoder_attention_heads=args.decoder_attention_heads,
+        decoder_normalize_before=True,
+        decoder_learned_pos=False,
+        encoder_embed_dim=args.encoder_embed_dim,
+        dropout=args.dropout,
+        attention_dropout=args.attention_dropout,
+        activation_dropout=args.activation_dropout,
+        activation_fn="relu",
+        max_target_positions=args.max_target_positions,
+        share_decoder_input_output_embed=True,
+        no_scale_embedding=False,
+        no_token_positional_embeddings=False,
+        adaptive_softmax_cutoff=None,
+        layernorm_embedding=False,
+        decoder_layerdrop=0.0,
+        quant_noise_pq=0,
+    )
+    embed = Embedding(len(dictionary), args.decoder_embed_dim, dictionary.pad())
+    return TransformerDecoder(dec_args, dictionary, embed)
+
+
+def _defaults(args):
+    """Returns ``g(name, value)``: set ``args.name`` to ``value`` unless the user gave it."""
+
+    def g(name, value):
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
+
+    return g
+
+
+@register_model_architecture("echostream", "echostream_s2st")
+def base_architecture(args):
+    """Paper size: 16-layer Emformer d256, 4-layer MT decoder, 6-layer CTC unit decoder."""
+    g = _defaults(args)
+    g("encoder_embed_dim", 256)
+    g("encoder_ffn_embed_dim", 1024)
+    g("encoder_layers", 16)
+    g("encoder_attention_heads", 4)
+    g("segment_length", 8)
+    g("right_context_length", 2)
+    g("left_context_length", 32)
+    g("max_memory_size", 0)
+    g("decoder_embed_dim", 256)
+    g("decoder_ffn_embed_dim", 2048)
+    g("decoder_layers", 4)
+    g("decoder_attention_heads", 4)
+    g("t2u_layers", 0)
+    g("unit_decoder_embed_dim", 256)
+    g("unit_decoder_ffn_embed_dim", 2048)
+    g("unit_decoder_layers", 6)
+    g("unit_decoder_attention_heads", 4)
+    g("unit_upsample", 25)
+    g("dropout", 0.1)
+    g("attention_dropout", 0.1)
+    g("activation_dropout", 0.1)
+    g("max_source_positions", 6000)
+    g("max_target_positions", 1024)
+
+
+@register_model_architecture("echostream", "echostream_mini")
+def mini_architecture(args):
+    """Trains on 2 CPU cores: 4-layer Emformer d144, 2-layer MT decoder, 2-layer unit decoder."""
+    g = _defaults(args)
+    g("encoder_embed_dim", 144)
+    g("encoder_ffn_embed_dim", 576)
+    g("encoder_layers", 4)
+    g("encoder_attention_heads", 4)
+    g("left_context_length", 16)
+    g("decoder_embed_dim", 144)
+    g("decoder_ffn_embed_dim", 576)
+    g("decoder_layers", 2)
+    g("unit_decoder_embed_dim", 144)
+    g("unit_decoder_ffn_embed_dim", 576)
+    g("unit_decoder_layers", 2)
+    g("unit_upsample", 12)
+    g("dropout", 0.1)
+    base_architecture(args)

@@ -1,0 +1,1 @@
+"""Library code behind the data-preparation command-line tools."""

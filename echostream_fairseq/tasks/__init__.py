@@ -1,0 +1,1 @@
+from . import echostream_s2st  # noqa: F401

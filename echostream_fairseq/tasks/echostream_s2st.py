@@ -1,0 +1,283 @@
+"""The ``echostream_s2st`` task: fairseq's speech_to_speech task with discrete-unit targets,
+a StreamSpeech-shaped multitask YAML, our own audio reading and strict input checks."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+import yaml
+from fairseq.data import Dictionary
+from fairseq.data.audio.audio_utils import get_features_or_waveform, parse_path
+from fairseq.data.audio.data_cfg import S2SDataConfig, SingleTaskConfig
+from fairseq.data.audio.speech_to_speech_dataset import SpeechToSpeechMultitaskDataset
+from fairseq.data.audio.speech_to_text_dataset import SpeechToTextDatasetCreator, TextTargetMultitaskData
+from fairseq.tasks import LegacyFairseqTask, register_task
+from fairseq.tasks.speech_to_speech import SpeechToSpeechTask
+from fairseq.tasks.speech_to_text import DummyMultiTask
+
+from .. import features
+from ..models.echostream import ASR_TASK, MT_TASK, ST_TASK
+
+logger = logging.getLogger(__name__)
+
+# multitask entry name -> the decoder type it must declare
+MULTITASK_ROLES = {ASR_TASK: "ctc", ST_TASK: "ctc", MT_TASK: "transformer"}
+
+
+class DataConfigError(ValueError):
+    """A data or multitask config is unusable; the message names the file and the entry."""
+
+
+def _resolve(path: str, root: Path) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else root / p
+
+
+class EchoStreamDataConfig(S2SDataConfig):
+    """fairseq's S2S data config with relative paths resolved against the config's folder
+    (so a prepared data folder can move) and every referenced file checked."""
+
+    def __init__(self, yaml_path: Path):
+        yaml_path = Path(yaml_path)
+        if not yaml_path.is_file():
+            raise DataConfigError(f"data config not found: {yaml_path}")
+        super().__init__(yaml_path)
+        if not self.config:
+            raise DataConfigError(f"data config {yaml_path} is empty or not valid YAML")
+        root = yaml_path.parent
+        cmvn = self.config.get("global_cmvn", {}).get("stats_npz_path")
+        if cmvn is not None:
+            p = _resolve(cmvn, root)
+            if not p.is_file():
+                raise DataConfigError(f"{yaml_path}: global_cmvn.stats_npz_path points at a missing file: {p}")
+            self.config["global_cmvn"]["stats_npz_path"] = str(p)
+        for key in ("transforms", "feature_transforms"):
+            for split, names in (self.config.get(key) or {}).items():
+                if "global_cmvn" in names and cmvn is None:
+                    raise DataConfigError(f"{yaml_path}: {key}.{split} uses global_cmvn but global_cmvn.stats_npz_path is not set")
+        voc = self.config.get("vocoder")
+        if voc is not None:
+            if voc.get("type") != "code_hifigan":
+                raise DataConfigError(f"{yaml_path}: vocoder.type must be code_hifigan, got {voc.get('type')!r}")
+            for k in ("checkpoint", "config"):
+                if k not in voc:
+                    raise DataConfigError(f"{yaml_path}: vocoder.{k} is missing")
+                p = _resolve(voc[k], root)
+                if not p.is_file():
+                    raise DataConfigError(f"{yaml_path}: vocoder.{k} points at a missing file: {p}")
+                voc[k] = str(p)
+        if self.config.get("audio_root"):
+            self.config["audio_root"] = str(_resolve(self.config["audio_root"], root))
+        if self.input_feat_per_channel != features.NUM_MEL_BINS:
+            raise DataConfigError(
+                f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
+                f"the front end computes {features.NUM_MEL_BINS}-dim fbank"
+            )
+
+
+def load_multitask_config(yaml_path: Path) -> Dict[str, SingleTaskConfig]:
+    """Read and check the multitask YAML; ``dict`` and ``data`` resolve against its folder."""
+    yaml_path = Path(yaml_path)
+    if not yaml_path.is_file():
+        raise DataConfigError(f"multitask config not found: {yaml_path}")
+    with open(yaml_path) as f:
+        try:
+            raw = yaml.safe_load(f) or {}
+        except yaml.YAMLError as e:
+            raise DataConfigError(f"multitask config {yaml_path} is not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise DataConfigError(f"multitask config {yaml_path} must map task names to settings")
+    out = {}
+    for name, cfg in raw.items():
+        if name not in MULTITASK_ROLES:
+            raise DataConfigError(
+                f"{yaml_path}: unknown multitask entry '{name}' (expected: {', '.join(MULTITASK_ROLES)})"
+            )
+        if not isinstance(cfg, dict):
+            raise DataConfigError(f"{yaml_path}: entry '{name}' must be a mapping")
+        for key in ("decoder_type", "dict", "data", "loss_weight"):
+            if key not in cfg:
+                raise DataConfigError(f"{yaml_path}: entry '{name}' has no '{key}'")
+        if cfg["decoder_type"] != MULTITASK_ROLES[name]:
+            raise DataConfigError(
+                f"{yaml_path}: entry '{name}' must have decoder_type {MULTITASK_ROLES[name]}, got {cfg['decoder_type']!r}"
+            )
+        cfg = dict(cfg)
+        cfg["dict"] = str(_resolve(cfg["dict"], yaml_path.parent))
+        cfg["data"] = str(_resolve(cfg["data"], yaml_path.parent))
+        if not Path(cfg["dict"]).is_file():
+            raise DataConfigError(f"{yaml_path}: entry '{name}': dict file not found: {cfg['dict']}")
+        if not Path(cfg["data"]).is_dir():
+            raise DataConfigError(f"{yaml_path}: entry '{name}': data folder not found: {cfg['data']}")
+        try:
+            cfg["loss_weight"] = float(cfg["loss_weight"])
+        except (TypeError, ValueError):
+            raise DataConfigError(f"{yaml_path}: entry '{name}': loss_weight must be a number") from None
+        out[name] = SingleTaskConfig(name, cfg)
+    if MT_TASK not in out:
+        raise DataConfigError(f"{yaml_path}: entry '{MT_TASK}' is required (the MT decoder feeds the unit decoder)")
+    return out
+
+
+class EchoStreamDataset(SpeechToSpeechMultitaskDataset):
+    """Source audio is a wav (read with soundfile, fbank by :mod:`echostream_fairseq.features`)
+    or a ``zip:offset:length`` of fbank ``.npy`` (read by fairseq)."""
+
+    def _get_source_audio(self, index: int) -> torch.Tensor:
+        path = self.audio_paths[index]
+        _, slice_ptr = parse_path(path)
+        if slice_ptr:
+            feats = get_features_or_waveform(path, need_waveform=False)
+        else:
+            feats = features.fbank(features.read_audio(path))
+        if self.feature_transforms is not None:
+            feats = self.feature_transforms(feats)
+        return torch.from_numpy(feats).float()
+
+
+def _check_source(path: str, where: str) -> None:
+    real, slice_ptr = parse_path(path)
+    if not Path(real).is_file():
+        raise FileNotFoundError(f"{where}: source audio not found: {real}")
+    if not slice_ptr and Path(real).suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise ValueError(f"{where}: source audio must be a wav/flac/ogg file or zip:offset:length, got {path}")
+
+
+def load_manifest(root: Path, split: str, data_cfg: S2SDataConfig, unit_dict: Dictionary, num_units: int, multitask):
+    """Read ``{root}/{split}.tsv`` and build the dataset, checking every row first."""
+    tsv = Path(root) / f"{split}.tsv"
+    if not tsv.is_file():
+        raise FileNotFoundError(f"manifest not found: {tsv}")
+    samples = SpeechToTextDatasetCreator._load_samples_from_tsv(str(root), split)
+    required = ("id", "src_audio", "src_n_frames", "tgt_audio", "tgt_n_frames")
+    if samples and any(k not in samples[0] for k in required):
+        raise ValueError(f"{tsv}: header must have the columns {' '.join(required)}")
+    audio_root = Path(data_cfg.audio_root) if data_cfg.audio_root else Path(root)
+    src_paths, tgt_units = [], []
+    for i, s in enumerate(samples):
+        where = f"{tsv}: row {i + 2} (id {s['id']})"
+        src = s["src_audio"]
+        real, _ = parse_path(src)
+        src = src if Path(real).is_absolute() else str(audio_root / src)
+        _check_source(src, where)
+        try:
+            units = [int(u) for u in s["tgt_audio"].split()]
+            int(s["src_n_frames"]), int(s["tgt_n_frames"])
+        except ValueError:
+            raise ValueError(f"{where}: tgt_audio must be integer unit ids and n_frames integers") from None
+        if not units:
+            raise ValueError(f"{where}: empty unit sequence")
+        bad = [u for u in units if not 0 <= u < num_units]
+        if bad:
+            raise ValueError(f"{where}: unit id {bad[0]} outside the unit dictionary (0..{num_units - 1})")
+        src_paths.append(src)
+        tgt_units.append(s["tgt_audio"])
+    ds = EchoStreamDataset(
+        split=split,
+        is_train_split=split.startswith("train"),
+        data_cfg=data_cfg,
+        src_audio_paths=src_paths,
+        src_n_frames=[int(s["src_n_frames"]) for s in samples],
+        tgt_audio_paths=tgt_units,
+        tgt_n_frames=[len(u.split()) for u in tgt_units],
+        src_langs=[s.get("src_lang", "") for s in samples],
+        tgt_langs=[s.get("tgt_lang", "") for s in samples],
+        ids=[s["id"] for s in samples],
+        target_is_code=True,
+        tgt_dict=unit_dict,
+    )
+    for name, task in multitask.items():
+        data = TextTargetMultitaskData(task.args, split, task.target_dictionary)
+        missing = [sid for sid in ds.ids if sid not in data.data]
+        if missing:
+            raise ValueError(f"{Path(task.args.data) / (split + '.tsv')}: no '{name}' target for id {missing[0]}")
+        ds.add_multitask_dataset(name, data)
+    return ds
+
+
+@register_task("echostream_s2st")
+class EchoStreamS2STTask(SpeechToSpeechTask):
+    @classmethod
+    def add_args(cls, parser):
+        super().add_args(parser)
+        parser.add_argument(
+            "--echostream-write-wav",
+            default="auto",
+            choices=["auto", "yes", "no"],
+            help="fairseq-generate: synthesise wavs with the data config's vocoder (auto: when it names one)",
+        )
+
+    def __init__(self, args, tgt_dict, multitask_cfgs: Dict[str, SingleTaskConfig]):
+        LegacyFairseqTask.__init__(self, args)
+        self.tgt_dict = tgt_dict
+        self.data_cfg = EchoStreamDataConfig(Path(args.data) / args.config_yaml)
+        self.multitask_cfgs = multitask_cfgs
+        self.multitask_tasks = {
+            name: DummyMultiTask(cfg, cfg.tgt_dict, first_pass=name == MT_TASK) for name, cfg in multitask_cfgs.items()
+        }
+        self.tgt_dict_mt = self.multitask_tasks[MT_TASK].target_dictionary
+        self.eos_token_mt = None
+        self._infer_tgt_lang_id = None
+
+    @classmethod
+    def setup_task(cls, args, **kwargs):
+        data = Path(args.data)
+        if not data.is_dir():
+            raise FileNotFoundError(f"data folder not found: {data}")
+        data_cfg = EchoStreamDataConfig(data / args.config_yaml)  # fails early with a clear message
+        if getattr(args, "multitask_config_yaml", None) is None:
+            raise DataConfigError("--multitask-config-yaml is required for the echostream_s2st task")
+        multitask = load_multitask_config(data / args.multitask_config_yaml)
+        if args.target_code_size is None:
+            args.target_code_size = data_cfg.config.get("num_units")
+        if args.target_code_size is None:
+            raise DataConfigError(
+                "the number of discrete units is unknown: pass --target-code-size or set num_units in the data config"
+            )
+        args.target_is_code = True
+        tgt_dict = Dictionary()
+        for i in range(args.target_code_size):
+            tgt_dict.add_symbol(str(i))
+        logger.info(f"unit dictionary: {args.target_code_size} units + specials (blank = <s>)")
+        return cls(args, tgt_dict, multitask)
+
+    def multitask_dictionary(self, name: str) -> Optional[Dictionary]:
+        task = self.multitask_tasks.get(name)
+        return None if task is None else task.target_dictionary
+
+    def loss_weight(self, name: str) -> float:
+        cfg = self.multitask_cfgs.get(name)
+        return 0.0 if cfg is None else cfg.config["loss_weight"]
+
+    def load_dataset(self, split, epoch=1, combine=False, **kwargs):
+        self.datasets[split] = load_manifest(
+            Path(self.args.data), split, self.data_cfg, self.tgt_dict, self.args.target_code_size, self.multitask_tasks
+        )
+
+    def build_model(self, args, from_checkpoint=False):
+        args.input_feat_per_channel = self.data_cfg.input_feat_per_channel
+        args.input_channels = self.data_cfg.input_transformed_channels
+        args.target_speaker_embed = False
+        args.n_frames_per_step = 1
+        return LegacyFairseqTask.build_model(self, args, from_checkpoint)
+
+    # fairseq's speech_to_speech steps drive its own multitask decoders; ours live in the model
+    def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
+        return LegacyFairseqTask.train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad)
+
+    def valid_step(self, sample, model, criterion):
+        return LegacyFairseqTask.valid_step(self, sample, model, criterion)
+
+    def build_criterion(self, args):
+        return LegacyFairseqTask.build_criterion(self, args)
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None):
+        from ..generator import EchoStreamGenerator
+
+        return EchoStreamGenerator(models, self, args)
+
+    def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
+        with torch.no_grad():
+            return generator.generate(models, sample)

@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="echostream-fairseq",
+    version="0.1.0",
+    description="Streaming speech-to-speech translation: a fairseq plugin with an Emformer S2ST model, "
+    "multitask training and SimulEval agents",
+    packages=find_packages(include=["echostream_fairseq", "echostream_fairseq.*"]),
+    package_data={"echostream_fairseq": ["configs/*.yaml"]},
+    python_requires=">=3.10",
+    # the fairseq package comes from `fairseq-fixed` (see DESIGN.md §2); never require `fairseq`
+    install_requires=[
+        "torch==2.9.1",
+        "torchaudio==2.9.1",
+        "fairseq-fixed==0.12.3.1",
+        "simuleval==1.1.4",
+        "sentencepiece",
+        "soundfile",
+        "numpy",
+        "sacrebleu",
+        "PyYAML",
+        "tqdm",
+    ],
+    entry_points={
+        "console_scripts": [
+            "echostream-demo=echostream_fairseq.cli.demo:main",
+            "echostream-make-micro=echostream_fairseq.cli.make_micro:main",
+        ]
+    },
+)
