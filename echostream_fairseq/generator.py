@@ -100,3 +100,36 @@ class EchoStreamGenerator:
                 ]
             )
         return out
+
+
+class GenerationWriter:
+    """Writes what ``fairseq-generate`` decodes, one line per utterance ``id<TAB>value``:
+    ``mt.txt`` (detokenised translation), ``asr.txt`` (ASR-CTC transcript), ``st_ctc.txt``
+    (ST-CTC text), ``units.txt``, and ``wav/{id}.wav`` when a vocoder is given."""
+
+    FILES = {"mt.txt": "mt_text", "asr.txt": "asr_text", "st_ctc.txt": "st_text", "units.txt": "units"}
+
+    def __init__(self, folder, ids, vocoder=None):
+        from pathlib import Path
+
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.ids = ids
+        self.vocoder = vocoder
+        self.files = {name: open(self.folder / name, "w") for name in self.FILES}
+        if vocoder is not None:
+            (self.folder / "wav").mkdir(exist_ok=True)
+
+    def write(self, sample, hypos) -> None:
+        import soundfile as sf
+
+        for i, idx in enumerate(sample["id"].tolist()):
+            uid = self.ids[idx]
+            h = hypos[i][0]
+            for name, key in self.FILES.items():
+                value = " ".join(map(str, h[key])) if key == "units" else h[key]
+                self.files[name].write(f"{uid}\t{value}\n")
+                self.files[name].flush()
+            if self.vocoder is not None:
+                wav = self.vocoder(torch.tensor(h["units"]))
+                sf.write(str(self.folder / "wav" / f"{uid}.wav"), wav.numpy(), self.vocoder.sample_rate)

@@ -157,7 +157,7 @@ def load_manifest(root: Path, split: str, data_cfg: S2SDataConfig, unit_dict: Di
     audio_root = Path(data_cfg.audio_root) if data_cfg.audio_root else Path(root)
     src_paths, tgt_units = [], []
     for i, s in enumerate(samples):
-        where = f"{tsv}: row {i + 2} (id {s['id']})"
+        where = f"{tsv}: line {i + 2} (id {s['id']})"
         src = s["src_audio"]
         real, _ = parse_path(src)
         src = src if Path(real).is_absolute() else str(audio_root / src)
@@ -263,6 +263,13 @@ class EchoStreamS2STTask(SpeechToSpeechTask):
         args.n_frames_per_step = 1
         return LegacyFairseqTask.build_model(self, args, from_checkpoint)
 
+    def get_batch_iterator(self, dataset, *args, **kwargs):
+        # fairseq drops the last batch of a split when it is smaller than
+        # --required-batch-size-multiple; evaluation must see every utterance.
+        if not getattr(dataset, "is_train_split", True):
+            kwargs["required_batch_size_multiple"] = 1
+        return super().get_batch_iterator(dataset, *args, **kwargs)
+
     # fairseq's speech_to_speech steps drive its own multitask decoders; ours live in the model
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False):
         return LegacyFairseqTask.train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad)
@@ -280,4 +287,38 @@ class EchoStreamS2STTask(SpeechToSpeechTask):
 
     def inference_step(self, generator, models, sample, prefix_tokens=None, constraints=None):
         with torch.no_grad():
-            return generator.generate(models, sample)
+            hypos = generator.generate(models, sample)
+        writer = self._generation_writer()
+        if writer is not None:
+            writer.write(sample, hypos)
+        return hypos
+
+    def _generation_writer(self):
+        """Set up on first use in ``fairseq-generate``: outputs go to ``{results_path}/{gen_subset}/``."""
+        if hasattr(self, "_writer"):
+            return self._writer
+        from ..generator import GenerationWriter
+        from ..vocoder import UnitVocoder
+
+        results = getattr(self.args, "results_path", None)
+        want_wav = getattr(self.args, "echostream_write_wav", "auto")
+        voc_cfg = self.data_cfg.config.get("vocoder")
+        if want_wav == "yes" and voc_cfg is None:
+            raise DataConfigError(f"--echostream-write-wav yes, but {self.args.config_yaml} names no vocoder")
+        if results is None:
+            if want_wav == "yes":
+                raise ValueError("--echostream-write-wav yes needs --results-path (where the wavs go)")
+            logger.info("no --results-path: texts, units and wavs are not written to files")
+            self._writer = None
+            return None
+        vocoder = None
+        if voc_cfg is not None and want_wav != "no":
+            vocoder = UnitVocoder(voc_cfg["checkpoint"], voc_cfg["config"])
+            if vocoder.num_units != self.args.target_code_size:
+                raise DataConfigError(
+                    f"vocoder {voc_cfg['config']} has {vocoder.num_units} units, the task {self.args.target_code_size}"
+                )
+        split = self.args.gen_subset
+        self._writer = GenerationWriter(Path(results) / split, self.datasets[split].ids, vocoder)
+        logger.info(f"writing mt/asr/st_ctc/units{' and wavs' if vocoder else ''} to {self._writer.folder}")
+        return self._writer

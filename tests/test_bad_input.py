@@ -1,0 +1,100 @@
+"""Bad data gets a clear error naming the file and the line or entry."""
+import re
+
+import pytest
+import yaml
+
+from conftest import build
+
+
+def _rewrite_row(tsv, row_index, column, value):
+    lines = tsv.read_text().splitlines()
+    header = lines[0].split("\t")
+    cells = lines[row_index].split("\t")
+    cells[header.index(column)] = value
+    lines[row_index] = "\t".join(cells)
+    tsv.write_text("\n".join(lines) + "\n")
+    return cells[0]
+
+
+def test_missing_audio_names_file_and_line(data_copy):
+    uid = _rewrite_row(data_copy / "train.tsv", 3, "src_audio", "audio/nowhere.wav")
+    task, *_ = build(data_copy)
+    with pytest.raises(FileNotFoundError) as e:
+        task.load_dataset("train")
+    msg = str(e.value)
+    assert "train.tsv" in msg and "line 4" in msg and uid in msg and "nowhere.wav" in msg
+
+
+def test_unit_outside_dictionary_names_line(data_copy):
+    uid = _rewrite_row(data_copy / "train.tsv", 5, "tgt_audio", "1 2 3 50 4")
+    task, *_ = build(data_copy)
+    with pytest.raises(ValueError) as e:
+        task.load_dataset("train")
+    msg = str(e.value)
+    assert "train.tsv" in msg and "line 6" in msg and uid in msg and "unit id 50" in msg
+
+
+def test_non_integer_unit_names_line(data_copy):
+    _rewrite_row(data_copy / "train.tsv", 2, "tgt_audio", "1 x 3")
+    task, *_ = build(data_copy)
+    with pytest.raises(ValueError, match=r"train\.tsv: line 3"):
+        task.load_dataset("train")
+
+
+def test_multitask_entry_without_dict(data_copy):
+    p = data_copy / "config_mtl.yaml"
+    cfg = yaml.safe_load(p.read_text())
+    del cfg["ctc_target_unigram"]["dict"]
+    p.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ValueError) as e:
+        build(data_copy)
+    assert "config_mtl.yaml" in str(e.value) and "ctc_target_unigram" in str(e.value) and "'dict'" in str(e.value)
+
+
+def test_multitask_dict_file_missing(data_copy):
+    (data_copy / "dict_src.txt").unlink()
+    with pytest.raises(ValueError, match=r"source_unigram.*dict_src\.txt"):
+        build(data_copy)
+
+
+def test_data_config_missing_gcmvn(data_copy):
+    (data_copy / "gcmvn.npz").unlink()
+    with pytest.raises(ValueError) as e:
+        build(data_copy)
+    msg = str(e.value)
+    assert "config.yaml" in msg and "global_cmvn.stats_npz_path" in msg and "gcmvn.npz" in msg
+
+
+def test_data_config_missing_vocoder_file(data_copy):
+    (data_copy / "vocoder" / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"vocoder\.config points at a missing file"):
+        build(data_copy)
+
+
+def test_multitask_target_missing_for_an_id(data_copy):
+    p = data_copy / "src_text" / "train.tsv"
+    lines = p.read_text().splitlines()
+    removed = lines.pop(4).split("\t")[0]
+    p.write_text("\n".join(lines) + "\n")
+    task, *_ = build(data_copy)
+    with pytest.raises(ValueError, match=rf"src_text/train\.tsv.*source_unigram.*{re.escape(removed)}"):
+        task.load_dataset("train")
+
+
+def test_corrupt_wav_names_file(data_copy):
+    from echostream_fairseq import features
+
+    wav = data_copy / "audio" / "micro000_src.wav"
+    wav.write_bytes(b"RIFF....not a wav")
+    with pytest.raises(features.AudioError, match="micro000_src.wav"):
+        features.read_audio(wav)
+
+
+def test_relative_paths_survive_moving_the_folder(data_copy, tmp_path):
+    moved = tmp_path / "elsewhere"
+    data_copy.rename(moved)
+    task, *_ = build(moved)
+    task.load_dataset("dev")
+    assert len(task.datasets["dev"]) == 4
+    assert task.datasets["dev"][0][0].source.shape[1] == 80
