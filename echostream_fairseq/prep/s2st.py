@@ -49,7 +49,7 @@ class PrepOptions:
     vocoder_config: Optional[str] = None
 
 
-def _train_spm(texts: Sequence[str], prefix: Path, vocab: int) -> spm.SentencePieceProcessor:
+def _train_spm(texts: Sequence[str], prefix: Path, vocab: int, dict_path: Path) -> spm.SentencePieceProcessor:
     txt = prefix.with_suffix(".txt")
     txt.write_text("\n".join(texts) + "\n")
     spm.SentencePieceTrainer.train(
@@ -68,7 +68,7 @@ def _train_spm(texts: Sequence[str], prefix: Path, vocab: int) -> spm.SentencePi
     txt.unlink()
     sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
     # fairseq dictionary: every normal piece (fairseq adds its own <s> <pad> </s> <unk>)
-    with open(prefix.parent / f"dict_{prefix.name.split('_')[1]}.txt", "w") as f:
+    with open(dict_path, "w") as f:
         for i in range(sp.get_piece_size()):
             if not (sp.is_control(i) or sp.is_unknown(i)):
                 f.write(f"{sp.id_to_piece(i)} 1\n")
@@ -103,8 +103,8 @@ def build_data_folder(records: List[Record], out: Path, opts: PrepOptions) -> Pa
     features.GlobalCMVN.estimate(train_feats).save(out / "gcmvn.npz")
 
     train = [r for r in records if r.split.startswith("train")]
-    sp_src = _train_spm([r.src_text for r in train], out / "spm_src", opts.src_vocab)
-    sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab)
+    sp_src = _train_spm([r.src_text for r in train], out / "spm_src", opts.src_vocab, out / "dict_src.txt")
+    sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab, out / "dict_tgt.txt")
 
     for folder in ("src_text", "tgt_text"):
         (out / folder).mkdir(exist_ok=True)
