@@ -20,11 +20,15 @@ setup(
         "sacrebleu",
         "PyYAML",
         "tqdm",
+        "joblib",
     ],
     entry_points={
         "console_scripts": [
             "echostream-demo=echostream_fairseq.cli.demo:main",
             "echostream-make-micro=echostream_fairseq.cli.make_micro:main",
+            "echostream-make-toy-corpus=echostream_fairseq.cli.make_toy_corpus:main",
+            "echostream-extract-units=echostream_fairseq.cli.extract_units:main",
+            "echostream-prep-s2st=echostream_fairseq.cli.prep_s2st:main",
         ]
     },
 )

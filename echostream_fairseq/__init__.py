@@ -5,7 +5,12 @@
 ``echostream_multitask`` criterion. fairseq's ``--user-dir`` imports the folder under its own
 name, ``echostream_fairseq``, so both routes share one module and register once.
 """
-from . import checkpoint_compat
+import logging
+
+# fairseq's text_to_speech task logs a tensorboardX hint at import; it is noise for our CLIs
+logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+
+from . import checkpoint_compat  # noqa: E402
 
 checkpoint_compat.allow_fairseq_checkpoints()
 

@@ -2,7 +2,8 @@
 ``weights_only=True``.
 
 fairseq stores its training configuration in checkpoints (``argparse.Namespace`` and
-omegaconf containers), which the weights-only unpickler refuses. Instead of turning the safe
+omegaconf containers) and, for HuBERT-style tasks, the label dictionaries in ``task_state``
+(``fairseq.data.Dictionary``, plain data), which the weights-only unpickler refuses. Instead of turning the safe
 loader off, we allow-list exactly those configuration types, once, when the plugin is imported;
 ``fairseq-train --restore-file``, ``fairseq-generate`` and our agents then load checkpoints with
 fairseq's own loader.
@@ -18,10 +19,12 @@ import torch
 
 def _safe_globals():
     import omegaconf
-    from omegaconf import base, listconfig, dictconfig, nodes
+    from fairseq.data.dictionary import Dictionary
+    from omegaconf import base, dictconfig, listconfig, nodes
 
     types = [
         argparse.Namespace,
+        Dictionary,
         collections.defaultdict,
         typing.Any,
         dict,

@@ -6,8 +6,9 @@ VENV=.venv
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-# Debian packages: speech synthesis and audio tools used by the data kit and tests.
-DEB_PKGS="espeak-ng flite sox libsndfile1"
+# Debian packages: speech synthesis and audio tools for the data kit and tests, and the
+# FreeDict German-English dictionary whose example sentences make the de-en set.
+DEB_PKGS="espeak-ng flite sox libsndfile1 dict-freedict-deu-eng"
 missing=""
 for p in $DEB_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -82,8 +82,19 @@ def _write_tsv(path: Path, header: Sequence[str], rows: List[Sequence]) -> None:
         w.writerows(rows)
 
 
-def build_data_folder(records: List[Record], out: Path, opts: PrepOptions) -> Path:
+def build_data_folder(
+    records: List[Record],
+    out: Path,
+    opts: PrepOptions,
+    final_dir: Optional[Path] = None,
+    audio_paths: Optional[Dict[str, Path]] = None,
+) -> Path:
+    """Write the data folder into ``out``. When it is built under a temporary name,
+    ``final_dir`` is where it will live and ``audio_paths`` where each id's source audio will
+    be then; relative paths in manifests and configs are computed against those."""
     out = Path(out)
+    final_dir = Path(final_dir or out)
+    final_audio = {r.id: Path((audio_paths or {}).get(r.id, r.src_audio)) for r in records}
     out.mkdir(parents=True, exist_ok=True)
     if not any(r.split.startswith("train") for r in records):
         raise ValueError("no train split among the records")
@@ -114,7 +125,7 @@ def build_data_folder(records: List[Record], out: Path, opts: PrepOptions) -> Pa
             out / f"{split}.tsv",
             ["id", "src_audio", "src_n_frames", "tgt_audio", "tgt_n_frames", "src_text", "tgt_text"],
             [
-                [r.id, os.path.relpath(r.src_audio, out), n_frames[r.id], " ".join(map(str, r.units)), len(r.units), r.src_text, r.tgt_text]
+                [r.id, os.path.relpath(final_audio[r.id], final_dir), n_frames[r.id], " ".join(map(str, r.units)), len(r.units), r.src_text, r.tgt_text]
                 for r in rs
             ],
         )
@@ -143,8 +154,149 @@ def build_data_folder(records: List[Record], out: Path, opts: PrepOptions) -> Pa
     if opts.vocoder_checkpoint:
         cfg["vocoder"] = {
             "type": "code_hifigan",
-            "checkpoint": os.path.relpath(opts.vocoder_checkpoint, out),
-            "config": os.path.relpath(opts.vocoder_config, out),
+            "checkpoint": os.path.relpath(opts.vocoder_checkpoint, final_dir),
+            "config": os.path.relpath(opts.vocoder_config, final_dir),
         }
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
+
+
+LIST_REQUIRED = ("id", "src_audio", "src_text", "tgt_text")
+
+
+def _check_lists(lists: Sequence[Path]) -> List[Tuple[str, Path, Dict[str, str], int]]:
+    """(split, list file, row, line) for every row; raises naming file, line and id."""
+    from .corpus import read_list
+
+    out, seen = [], {}
+    splits = [Path(p).stem for p in lists]
+    if len(set(splits)) != len(splits):
+        raise ValueError(f"two lists have the same split name: {', '.join(map(str, lists))}")
+    for path, split in zip(map(Path, lists), splits):
+        if not path.is_file():
+            raise FileNotFoundError(f"list file not found: {path}")
+        rows = read_list(path)
+        if rows and any(k not in rows[0] for k in LIST_REQUIRED):
+            raise ValueError(f"{path}: header must have the columns {' '.join(LIST_REQUIRED)}")
+        if not rows:
+            raise ValueError(f"{path}: no utterances")
+        for i, row in enumerate(rows):
+            where = f"{path}: line {i + 2} (id {row['id']})"
+            if row["id"] in seen:
+                raise ValueError(f"{where}: id already used in {seen[row['id']]}")
+            seen[row["id"]] = path
+            for col in ("src_text", "tgt_text"):
+                if not row[col].strip():
+                    raise ValueError(f"{where}: empty {col}")
+            out.append((split, path, row, i + 2))
+    return out
+
+
+def prepare_from_lists(
+    lists: Sequence[Path],
+    units_dir: Path,
+    out: Path,
+    opts: PrepOptions,
+    resample_source: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Lists (id, src_audio, src_text, tgt_text; audio relative to the list's folder) plus one
+    unit file per id in ``units_dir`` -> a complete data folder at ``out``.
+
+    Everything is checked before anything is written; the folder is built under a temporary
+    name and renamed at the end, so ``out`` exists only when it is complete.
+    """
+    import shutil
+
+    import soundfile as sf
+
+    from .units import read_unit_file, reduce_units
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists (pass --overwrite to replace it)")
+    rows = _check_lists(lists)
+    units_dir = Path(units_dir)
+    plan = []
+    for split, path, row, line in rows:
+        where = f"{path}: line {line} (id {row['id']})"
+        src = Path(row["src_audio"])
+        src = src if src.is_absolute() else path.parent / src
+        if not src.is_file():
+            raise FileNotFoundError(f"{where}: source audio not found: {src}")
+        sr = sf.info(str(src)).samplerate
+        if sr != features.SAMPLE_RATE and not resample_source:
+            raise ValueError(f"{where}: {src} is {sr} Hz; the front end needs {features.SAMPLE_RATE} Hz (use --resample-source)")
+        unit_file = next((units_dir / f"{row['id']}{ext}" for ext in (".npy", ".txt") if (units_dir / f"{row['id']}{ext}").is_file()), None)
+        if unit_file is None:
+            raise FileNotFoundError(f"{where}: no unit file {units_dir / row['id']}.npy or .txt")
+        plan.append((split, row, src, unit_file))
+
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        records = []
+        for split, row, src, unit_file in tqdm(plan, desc="read units" + (" + resample" if resample_source else ""), unit="utt"):
+            if resample_source and sf.info(str(src)).samplerate != features.SAMPLE_RATE:
+                wav = features.read_audio(src, expected_sr=None)
+                dst = tmp / "src_audio" / f"{row['id']}.wav"
+                dst.parent.mkdir(exist_ok=True)
+                sf.write(str(dst), features.resample(wav, sf.info(str(src)).samplerate), features.SAMPLE_RATE, subtype="PCM_16")
+                # the manifest points at the final folder's copy
+                src = out / "src_audio" / dst.name
+                src_for_prep = dst
+            else:
+                src_for_prep = src
+            units, _ = reduce_units(read_unit_file(unit_file))
+            records.append((Record(row["id"], split, str(src_for_prep), row["src_text"], row["tgt_text"], units), src))
+        build_data_folder([r for r, _ in records], tmp, opts, final_dir=out, audio_paths={r.id: final for r, final in records})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def cvss_c_lists(cvss_root: Path, covost_root: Path, src_lang: str, out: Path, splits=("train", "dev", "test")) -> List[Path]:
+    """List files from the CVSS-C + CoVoST 2 layouts.
+
+    CoVoST 2: ``{covost_root}/covost_v2.{src}_en.{split}.tsv`` (columns path, sentence,
+    translation, client_id) and the Common Voice clips in ``{covost_root}/clips/``.
+    CVSS-C: ``{cvss_root}/{split}.tsv`` (no header: path, translation) and the target speech
+    ``{cvss_root}/{split}/{path}.wav``. Ids are the clip names without ``.mp3``.
+    """
+    import csv as _csv
+
+    cvss_root, covost_root, out = Path(cvss_root), Path(covost_root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for split in splits:
+        cv_tsv = covost_root / f"covost_v2.{src_lang}_en.{split}.tsv"
+        cvss_tsv = cvss_root / f"{split}.tsv"
+        for p in (cv_tsv, cvss_tsv):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} not found (see examples/cvss_c_fr_en/README.md for the expected layout)")
+        with open(cv_tsv, newline="", encoding="utf-8") as f:
+            covost = {r["path"]: r for r in _csv.DictReader(f, delimiter="\t", quoting=_csv.QUOTE_NONE)}
+        rows = []
+        with open(cvss_tsv, newline="", encoding="utf-8") as f:
+            for i, cells in enumerate(_csv.reader(f, delimiter="\t", quoting=_csv.QUOTE_NONE)):
+                if len(cells) != 2:
+                    raise ValueError(f"{cvss_tsv}: line {i + 1}: expected 2 columns (path, translation)")
+                path, translation = cells
+                if path not in covost:
+                    raise ValueError(f"{cvss_tsv}: line {i + 1}: {path} has no row in {cv_tsv}")
+                uid = path[:-4] if path.endswith(".mp3") else path
+                src_audio = covost_root / "clips" / path
+                tgt_audio = cvss_root / split / f"{path}.wav"
+                for a in (src_audio, tgt_audio):
+                    if not a.is_file():
+                        raise FileNotFoundError(f"{cvss_tsv}: line {i + 1} (id {uid}): audio not found: {a}")
+                rows.append([uid, str(src_audio.resolve()), str(tgt_audio.resolve()), covost[path]["sentence"].strip(), translation.strip()])
+        dst = out / f"{split}.tsv"
+        _write_tsv(dst, ["id", "src_audio", "tgt_audio", "src_text", "tgt_text"], rows)
+        written.append(dst)
+    return written

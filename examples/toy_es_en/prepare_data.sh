@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The toy es->en data folder: corpus -> units -> prepared folder. Each stage is skipped when its
+# output is complete; timings go to the log. Usage: examples/toy_es_en/prepare_data.sh [OUT]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-data/toy}
+PAIR=es-en
+K=${K:-100}
+BIN=.venv/bin
+C=$OUT/$PAIR
+
+stage() { echo "== $1 ($(date +%T))"; }
+
+stage "1/3 corpus: $C"
+if [ ! -f "$C/test.tsv" ] || [ ! -f "$C/stats.json" ]; then
+  /usr/bin/time -f "corpus: %e s, max RSS %M KB" $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR \
+    --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0}
+fi
+
+stage "2/3 units: $C/units (built-in k-means, K=$K)"
+if [ ! -f "$C/units/reduced.tsv" ]; then
+  /usr/bin/time -f "units: %e s, max RSS %M KB" $BIN/echostream-extract-units \
+    --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --out "$C/units" --num-units $K
+fi
+
+stage "3/3 data folder: $C/prepared"
+if [ ! -f "$C/prepared/config.yaml" ]; then
+  /usr/bin/time -f "prep: %e s, max RSS %M KB" $BIN/echostream-prep-s2st \
+    --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --units-dir "$C/units" --num-units $K \
+    --out "$C/prepared" --src-vocab ${SRC_VOCAB:-256} --tgt-vocab ${TGT_VOCAB:-256}
+fi
+du -sh "$C/wav" "$C/units" "$C/prepared"
+echo "train: fairseq-train $C/prepared --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini --criterion echostream_multitask --config-yaml config.yaml --multitask-config-yaml config_mtl.yaml ..."

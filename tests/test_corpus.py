@@ -1,0 +1,99 @@
+"""The toy corpus: determinism, disjoint splits, held-out combinations, real German set."""
+import filecmp
+import re
+
+import pytest
+import soundfile as sf
+
+from conftest import cli, run
+from echostream_fairseq.prep import lexicon as L
+from echostream_fairseq.prep.corpus import SPLITS, freedict_sentences, grammar_sentences, make_corpus, read_list
+from echostream_fairseq.prep.grammar import Grammar
+
+SIZES = {"train": 12, "dev": 3, "test": 4}
+
+
+@pytest.fixture(scope="module")
+def two_es_corpora(tmp_path_factory):
+    a = make_corpus(tmp_path_factory.mktemp("a"), "es-en", SIZES, seed=5)
+    b = make_corpus(tmp_path_factory.mktemp("b"), "es-en", SIZES, seed=5)
+    return a, b
+
+
+def test_same_seed_gives_identical_text_and_lists(two_es_corpora):
+    a, b = two_es_corpora
+    for split in SPLITS:
+        for name in (f"{split}.tsv", f"{split}.es", f"{split}.en"):
+            assert filecmp.cmp(a / name, b / name, shallow=False), name
+    rows = read_list(a / "train.tsv")
+    assert len(rows) == 12
+    for r in rows[:3]:
+        for side in ("src", "tgt"):
+            info = sf.info(str(a / r[f"{side}_audio"]))
+            assert info.samplerate == 16000 and info.channels == 1 and info.duration > 0.3
+
+
+def test_different_seed_gives_a_different_corpus():
+    a = grammar_sentences("es", SIZES, seed=1)
+    b = grammar_sentences("es", SIZES, seed=2)
+    assert a["train"] != b["train"]
+
+
+@pytest.mark.parametrize("lang", ["es", "ko"])
+def test_splits_disjoint_and_test_has_unseen_combinations(lang):
+    sizes = {"train": 300, "dev": 40, "test": 40}
+    s = grammar_sentences(lang, sizes, seed=0)
+    srcs = {split: {src for src, _ in s[split]} for split in SPLITS}
+    assert all(len(srcs[k]) == sizes[k] for k in SPLITS)
+    assert not (srcs["train"] & srcs["dev"]) and not (srcs["train"] & srcs["test"]) and not (srcs["dev"] & srcs["test"])
+    heldout = Grammar(lang, seed=0).heldout
+    nouns = {n.en_sg: n for n in L.NOUNS}
+
+    def combos(en):
+        words = re.findall(r"[a-z]+", en.lower())
+        found = set()
+        for (adj, noun) in heldout:
+            n = nouns[noun]
+            for form in {n.en_sg, n.en_pl}:
+                if re.search(rf"\b{adj} {form}\b", " ".join(words)):
+                    found.add((adj, noun))
+        return found
+
+    assert not any(combos(en) for _, en in s["train"] + s["dev"])
+    with_unseen = sum(bool(combos(en)) for _, en in s["test"])
+    assert with_unseen == 20  # half of the test set, by construction
+    for split in SPLITS:
+        for src, en in s[split]:
+            assert 3 <= len(re.findall(r"[^\s¿?.!,]+", src)) <= 15
+
+
+def test_korean_and_german_pairs(tmp_path):
+    ko = make_corpus(tmp_path, "ko-en", {"train": 4, "dev": 2, "test": 2}, seed=0)
+    rows = read_list(ko / "test.tsv")
+    assert all(re.search(r"[가-힣]", r["src_text"]) for r in rows)
+    assert all(r["src_voice"].startswith("ko") for r in rows)
+    de = freedict_sentences({"train": 4000, "dev": 100, "test": 100}, seed=0)
+    pairs = [p for split in SPLITS for p in de[split]]
+    assert len({src for src, _ in pairs}) == 4200
+    assert all(src[0].isupper() and en[0].isupper() for src, en in pairs)
+    assert freedict_sentences({"train": 10, "dev": 2, "test": 2}, seed=0) == freedict_sentences({"train": 10, "dev": 2, "test": 2}, seed=0)
+
+
+def test_cli_help_and_stats(tmp_path):
+    p = run([cli("echostream-make-toy-corpus"), "--help"])
+    assert "--pairs" in p.stdout and "de-en" in p.stdout
+    run([cli("echostream-make-toy-corpus"), "--out", tmp_path, "--pairs", "es-en", "--train", 4, "--dev", 1, "--test", 2])
+    import json
+
+    stats = json.loads((tmp_path / "es-en" / "stats.json").read_text())
+    assert stats["splits"]["train"]["utterances"] == 4 and stats["splits"]["test"]["hours_src"] > 0
+    assert stats["vocab_src"] > 5
+
+
+def test_rerun_skips_finished_wavs_and_list_marks_completion(tmp_path):
+    root = make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
+    wav = root / "wav" / "es-en-train-00000_src.wav"
+    before = wav.stat().st_mtime_ns
+    make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
+    assert wav.stat().st_mtime_ns == before
+    assert not list(root.glob(".*tmp*")) and not list((root / "wav").glob(".*tmp*"))

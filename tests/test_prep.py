@@ -1,0 +1,158 @@
+"""echostream-prep-s2st: from list files + unit files to a data folder fairseq trains on."""
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import build, cli, run
+from echostream_fairseq import features
+from echostream_fairseq.prep import tts
+from echostream_fairseq.prep.corpus import make_corpus
+from echostream_fairseq.prep.s2st import PrepOptions, prepare_from_lists
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = make_corpus(tmp_path_factory.mktemp("c"), "es-en", {"train": 14, "dev": 3, "test": 3}, seed=1)
+    lists = [root / f"{s}.tsv" for s in ("train", "dev", "test")]
+    run([cli("echostream-extract-units"), "--lists", *lists, "--out", root / "units", "--num-units", 20])
+    return root
+
+
+def _lists(root):
+    return [root / f"{s}.tsv" for s in ("train", "dev", "test")]
+
+
+def _copy(corpus, tmp_path):
+    dst = tmp_path / "corpus"
+    shutil.copytree(corpus, dst)
+    return dst
+
+
+def _edit(lst, line, col, value):
+    rows = list(csv.reader(open(lst, encoding="utf-8"), delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows[line - 1][rows[0].index(col)] = value
+    with open(lst, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n").writerows(rows)
+    return rows[line - 1][0]
+
+
+def test_prepared_folder_trains_one_step(corpus, tmp_path):
+    out = tmp_path / "prepared"
+    run([cli("echostream-prep-s2st"), "--lists", *_lists(corpus), "--units-dir", corpus / "units", "--num-units", 20,
+         "--out", out, "--src-vocab", 60, "--tgt-vocab", 60])
+    for name in ("train.tsv", "dev.tsv", "test.tsv", "gcmvn.npz", "spm_src.model", "spm_tgt.model", "dict_src.txt",
+                 "dict_tgt.txt", "config.yaml", "config_mtl.yaml", "src_text/test.tsv", "tgt_text/train.tsv"):
+        assert (out / name).exists(), name
+    task, model, crit, _ = build(out)
+    task.load_dataset("train")
+    ds = task.datasets["train"]
+    assert len(ds) == 14
+    sample = ds.collater([ds[i] for i in range(4)])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss, _, log = crit(model, sample)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and {"unit_loss", "mt_loss", "asr_loss", "st_loss"} <= set(log)
+    # manifests reuse the corpus audio through relative paths and carry the reduced units
+    row = (out / "train.tsv").read_text().splitlines()[1].split("\t")
+    assert (out / row[1]).resolve().is_file()
+    red = (corpus / "units" / "reduced.tsv").read_text().splitlines()
+    assert row[3] in {l.split("\t")[1] for l in red}
+
+
+def _expect_failure(corpus_dir, out, exc, *fragments, **kw):
+    with pytest.raises(exc) as e:
+        prepare_from_lists(_lists(corpus_dir), corpus_dir / "units", out, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60), **kw)
+    for f in fragments:
+        assert f in str(e.value), (f, str(e.value))
+    assert not out.exists(), "a failed prep must not leave a folder that looks complete"
+    assert not list(out.parent.glob(f".{out.name}.partial"))
+
+
+def test_missing_wav(corpus, tmp_path):
+    c = _copy(corpus, tmp_path)
+    uid = _edit(c / "dev.tsv", 3, "src_audio", "wav/missing.wav")
+    _expect_failure(c, tmp_path / "out", FileNotFoundError, "dev.tsv", "line 3", uid, "missing.wav")
+
+
+def test_empty_text(corpus, tmp_path):
+    c = _copy(corpus, tmp_path)
+    uid = _edit(c / "train.tsv", 5, "tgt_text", " ")
+    _expect_failure(c, tmp_path / "out", ValueError, "train.tsv", uid, "empty tgt_text")
+
+
+def test_ids_that_differ_between_lists_and_units(corpus, tmp_path):
+    c = _copy(corpus, tmp_path)
+    uid = _edit(c / "test.tsv", 2, "id", "not-in-units")
+    _expect_failure(c, tmp_path / "out", FileNotFoundError, "test.tsv", "not-in-units", "no unit file")
+
+
+def test_duplicate_id_across_lists(corpus, tmp_path):
+    c = _copy(corpus, tmp_path)
+    first_train = (c / "train.tsv").read_text().splitlines()[1].split("\t")[0]
+    _edit(c / "dev.tsv", 2, "id", first_train)
+    _expect_failure(c, tmp_path / "out", ValueError, "dev.tsv", first_train, "already used")
+
+
+def test_wrong_sample_rate(corpus, tmp_path):
+    c = _copy(corpus, tmp_path)
+    row = (c / "train.tsv").read_text().splitlines()[2].split("\t")
+    wav, _ = sf.read(str(c / row[1]))
+    sf.write(str(c / row[1]), wav, 22050)
+    _expect_failure(c, tmp_path / "out", ValueError, row[0], "22050 Hz", "--resample-source")
+
+
+def test_existing_output_is_not_overwritten(corpus, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prepare_from_lists(_lists(corpus), corpus / "units", out, PrepOptions(num_units=20))
+
+
+def test_cvss_c_covost_adapter(tmp_path, micro_data):
+    """A miniature of the released layouts: CoVoST 2 tsv + 48 kHz mp3 clips, CVSS-C tsv + wavs."""
+    covost, cvss = tmp_path / "covost" / "fr", tmp_path / "cvss_c" / "fr-en"
+    (covost / "clips").mkdir(parents=True)
+    sentences = [("Le chat noir dort.", "The black cat sleeps."), ("Le chien mange une pomme.", "The dog eats an apple."),
+                 ("La fille lit un livre.", "The girl reads a book."), ("Les oiseaux chantent.", "The birds sing.")]
+    for split, idx in (("train", [0, 1, 2]), ("dev", [3]), ("test", [3])):
+        (cvss / split).mkdir(parents=True)
+        cv_rows, cvss_rows = [["path", "sentence", "translation", "client_id"]], []
+        for i in idx:
+            clip = f"common_voice_fr_{split}{i}.mp3"
+            tmpwav = tmp_path / "tmp.wav"
+            tts.espeak(sentences[i][0], "fr", tmpwav)
+            wav, _ = sf.read(str(tmpwav))
+            sf.write(str(covost / "clips" / clip), features.resample(wav.astype(np.float32), 16000, 48000), 48000, format="MP3")
+            tts.flite(sentences[i][1], "slt", cvss / split / f"{clip}.wav")
+            cv_rows.append([clip, sentences[i][0], sentences[i][1], "c1"])
+            cvss_rows.append([clip, sentences[i][1]])
+        for path, rows in ((covost / f"covost_v2.fr_en.{split}.tsv", cv_rows), (cvss / f"{split}.tsv", cvss_rows)):
+            with open(path, "w", newline="") as f:
+                csv.writer(f, delimiter="\t", lineterminator="\n").writerows(rows)
+    lists = tmp_path / "lists"
+    run([cli("echostream-prep-s2st"), "--cvss-c-root", cvss, "--covost-root", covost, "--src-lang", "fr", "--lists-out", lists])
+    run([cli("echostream-extract-units"), "--lists", lists / "train.tsv", lists / "dev.tsv", lists / "test.tsv", "--out", tmp_path / "units", "--num-units", 10])
+    out = tmp_path / "prepared"
+    run([cli("echostream-prep-s2st"), "--lists", lists / "train.tsv", lists / "dev.tsv", lists / "test.tsv", "--units-dir", tmp_path / "units",
+         "--num-units", 10, "--out", out, "--src-vocab", 30, "--tgt-vocab", 30, "--resample-source"])
+    row = (out / "train.tsv").read_text().splitlines()[1].split("\t")
+    assert row[0] == "common_voice_fr_train0" and row[1] == "src_audio/common_voice_fr_train0.wav"
+    assert sf.info(str(out / row[1])).samplerate == 16000
+    task, model, crit, _ = build(out)
+    task.load_dataset("train")
+    assert len(task.datasets["train"]) == 3
+    # without --resample-source the 48 kHz source is refused, naming the clip
+    with pytest.raises(ValueError, match="common_voice_fr_train0.mp3.*48000 Hz"):
+        prepare_from_lists([lists / "train.tsv"], tmp_path / "units", tmp_path / "p2", PrepOptions(num_units=10))
+    # an id in CVSS-C without a CoVoST row is named
+    with open(cvss / "dev.tsv", "a") as f:
+        f.write("common_voice_fr_ghost.mp3\tGhost.\n")
+    p = __import__("subprocess").run([cli("echostream-prep-s2st"), "--cvss-c-root", str(cvss), "--covost-root", str(covost),
+                                       "--src-lang", "fr", "--lists-out", str(tmp_path / "l2")], capture_output=True, text=True)
+    assert p.returncode != 0 and "common_voice_fr_ghost.mp3" in p.stderr
