@@ -156,3 +156,20 @@ def test_cvss_c_covost_adapter(tmp_path, micro_data):
     p = __import__("subprocess").run([cli("echostream-prep-s2st"), "--cvss-c-root", str(cvss), "--covost-root", str(covost),
                                        "--src-lang", "fr", "--lists-out", str(tmp_path / "l2")], capture_output=True, text=True)
     assert p.returncode != 0 and "common_voice_fr_ghost.mp3" in p.stderr
+
+
+def test_toy_recipe_script_runs_and_resumes(tmp_path):
+    import os
+    import subprocess
+
+    from conftest import REPO
+
+    env = dict(os.environ, N_TRAIN="10", N_DEV="2", N_TEST="2", K="12", SRC_VOCAB="60", TGT_VOCAB="60")
+    script = REPO / "examples" / "toy_es_en" / "prepare_data.sh"
+    p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    prepared = tmp_path / "toy" / "es-en" / "prepared"
+    assert (prepared / "config.yaml").is_file() and len((prepared / "train.tsv").read_text().splitlines()) == 11
+    # second run: every stage is complete and skipped
+    p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "took" not in p.stdout + p.stderr

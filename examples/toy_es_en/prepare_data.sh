@@ -10,22 +10,23 @@ BIN=.venv/bin
 C=$OUT/$PAIR
 
 stage() { echo "== $1 ($(date +%T))"; }
+TIMEFORMAT="   took %R s"
 
 stage "1/3 corpus: $C"
 if [ ! -f "$C/test.tsv" ] || [ ! -f "$C/stats.json" ]; then
-  /usr/bin/time -f "corpus: %e s, max RSS %M KB" $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR \
+  time $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR \
     --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0}
 fi
 
 stage "2/3 units: $C/units (built-in k-means, K=$K)"
 if [ ! -f "$C/units/reduced.tsv" ]; then
-  /usr/bin/time -f "units: %e s, max RSS %M KB" $BIN/echostream-extract-units \
+  time $BIN/echostream-extract-units \
     --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --out "$C/units" --num-units $K
 fi
 
 stage "3/3 data folder: $C/prepared"
 if [ ! -f "$C/prepared/config.yaml" ]; then
-  /usr/bin/time -f "prep: %e s, max RSS %M KB" $BIN/echostream-prep-s2st \
+  time $BIN/echostream-prep-s2st \
     --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --units-dir "$C/units" --num-units $K \
     --out "$C/prepared" --src-vocab ${SRC_VOCAB:-256} --tgt-vocab ${TGT_VOCAB:-256}
 fi
