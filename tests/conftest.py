@@ -80,3 +80,16 @@ def encoder_args(**kw) -> Namespace:
     )
     base.update(kw)
     return Namespace(**base)
+
+
+@pytest.fixture(scope="session")
+def trained_micro(micro_data, tmp_path_factory):
+    """A checkpoint that fairseq-train wrote after 150 updates on the micro set (vocoder in the
+    data config), shared by the streaming, agent and decoding tests."""
+    save = tmp_path_factory.mktemp("trained")
+    run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, "--optimizer", "adam", "--lr", "3e-3",
+         "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "30", "--clip-norm", "5", "--dropout", "0",
+         "--max-tokens", "40000", "--max-update", "150", "--save-dir", save, "--train-subset", "train",
+         "--valid-subset", "dev", "--required-batch-size-multiple", "1", "--num-workers", "0",
+         "--no-epoch-checkpoints", "--disable-validation", "--seed", "1"])
+    return save / "checkpoint_last.pt"

@@ -1,0 +1,1 @@
+"""The incremental streaming engine shared by the SimulEval agents and the server."""

@@ -1,0 +1,314 @@
+"""``StreamingSession``: one utterance or connection, fed samples chunk by chunk.
+
+Per chunk only new work is done:
+
+* online fbank + CMVN on the new samples, Emformer ``infer`` on complete segments;
+* ASR-CTC / ST-CTC argmax on the new encoder frames, greedy prefixes extended (append-only);
+* MT decoder: committed tokens are never re-decoded; the cross-attention keys/values of each
+  decoder layer are extended with the new encoder frames only;
+* T2U + CTC unit decoder on the states of newly emitted tokens only (KV caches);
+* vocoder on a fixed window around the frames whose durations became final.
+
+Policy (``PolicyConfig``):
+
+* CTC gating: the MT decoder runs only when the ASR-CTC prefix grew since it last ran and the
+  ST-CTC prefix grew by at least ``stride_n`` tokens; it may then commit up to
+  ``((|ST| - lag_k) // stride_n) * stride_n`` target tokens (+1 in whole-word mode, the token
+  that shows whether the last word is complete).
+* Whole words: a subword is emitted (text, units, speech) only once the next committed token
+  starts a new word, or at the end of the source.
+* A decoder step whose argmax is end-of-sentence before the source has ended is a stop
+  decision: the step is rolled back and the token is decoded again when more speech is there.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .. import features
+from ..decoding import ctc_collapse, unit_ids
+from ..models.echostream import ctc_blank
+from ..vocoder import UnitVocoder
+from .vocoder_sync import VocoderStream
+
+WORD_START = "\u2581"
+
+
+@dataclass
+class PolicyConfig:
+    lag_k: int = 0
+    stride_n: int = 1
+    whole_word: bool = True
+    wait_until_end: bool = False  # decode only at the end of the source (= offline greedy)
+    max_len_a: float = 0.0
+    max_len_b: int = 200
+    vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
+
+    def __post_init__(self):
+        if self.lag_k < 0 or self.stride_n < 1:
+            raise ValueError(f"lag_k must be >= 0 and stride_n >= 1, got {self.lag_k}, {self.stride_n}")
+
+
+@dataclass
+class Resources:
+    """What sessions share: the model (eval mode), CMVN and the vocoder."""
+
+    model: torch.nn.Module
+    cmvn: features.GlobalCMVN
+    vocoder: Optional[UnitVocoder]
+    unit_dict: object
+
+    @property
+    def sample_rate(self) -> int:
+        return features.SAMPLE_RATE
+
+
+def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True) -> Resources:
+    """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and vocoder."""
+    from fairseq import checkpoint_utils
+
+    import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
+
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
+    overrides = {"config_yaml": config_yaml, "multitask_config_yaml": multitask_yaml}
+    if data_dir is not None:
+        overrides["data"] = str(data_dir)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
+    model = models[0].eval()
+    cmvn_path = task.data_cfg.global_cmvn_stats_npz
+    if cmvn_path is None:
+        raise ValueError(f"{task.args.data}/{config_yaml} has no global_cmvn.stats_npz_path")
+    voc = None
+    if vocoder:
+        vc = task.data_cfg.config.get("vocoder")
+        if vc is None:
+            raise ValueError(f"{task.args.data}/{config_yaml} names no vocoder; speech output needs one")
+        voc = UnitVocoder(vc["checkpoint"], vc["config"])
+    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary)
+
+
+@dataclass
+class StepOutput:
+    asr: str = ""  # new transcript text
+    words: List[str] = field(default_factory=list)  # newly emitted translated words (pieces joined)
+    units: List[int] = field(default_factory=list)
+    pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    finished: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.asr or self.words or self.units or self.pcm.size)
+
+
+@dataclass
+class Counters:
+    samples: int = 0
+    fbank_frames: int = 0
+    encoder_frames: int = 0
+    mt_steps: int = 0
+    stop_decisions: int = 0
+    unit_decoder_tokens: int = 0
+
+
+class StreamingSession:
+    def __init__(self, res: Resources, policy: PolicyConfig = None, speech: bool = True):
+        self.res = res
+        self.m = res.model
+        self.policy = policy or PolicyConfig()
+        self.front = features.OnlineFrontEnd(res.cmvn)
+        self.enc_state = self.m.encoder.init_state()
+        self.enc_frames: List[torch.Tensor] = []
+        self.n_enc = 0
+        self.asr: List[int] = []
+        self.st: List[int] = []
+        self._asr_prev: Optional[int] = None
+        self._st_prev: Optional[int] = None
+        self._gate_asr = 0
+        self._gate_st = 0
+        self.allowed = 0
+        self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
+        self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
+        self.mt_done = False
+        self.inc: Dict = {}
+        self.emitted = 0  # tokens already sent to text / units / speech
+        self._pending_word: List[str] = []
+        self.t2u_cache: Dict = {}
+        self.unit_cache: Dict = {}
+        self._unit_prev: Optional[int] = None
+        self.units: List[int] = []
+        self.vocoder = VocoderStream(res.vocoder, self.policy.vocoder_context_frames) if speech and res.vocoder else None
+        self.finished = False
+        self.count = Counters()
+
+    # ------------------------------------------------------------------ encoder side
+    def _encoder_out(self) -> Dict:
+        if len(self.enc_frames) > 1:
+            self.enc_frames = [torch.cat(self.enc_frames)]
+        frames = self.enc_frames[0] if self.enc_frames else torch.zeros(0, self.m.encoder.embed_dim)
+        return {"encoder_out": [frames[:, None]], "encoder_padding_mask": []}
+
+    def _ctc_extend(self, proj, dictionary, frames, prefix, prev_attr):
+        if proj is None:
+            return
+        ids = proj(frames).argmax(-1).tolist()
+        prefix.extend(ctc_collapse(ids, ctc_blank(dictionary), getattr(self, prev_attr)))
+        setattr(self, prev_attr, ids[-1])
+
+    def _extend_cross_attention(self, new: torch.Tensor) -> None:
+        """Append K/V of new encoder frames to every decoder layer's cached cross-attention."""
+        for layer in self.m.mt_decoder.layers:
+            attn = layer.encoder_attn
+            buf = attn._get_input_buffer(self.inc)
+            if "prev_key" not in buf:
+                continue  # not decoded yet: the first step computes K/V from all frames
+            T = new.size(0)
+            k = attn.k_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+            v = attn.v_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+            buf["prev_key"] = torch.cat([buf["prev_key"], k], dim=2)
+            buf["prev_value"] = torch.cat([buf["prev_value"], v], dim=2)
+            self.inc = attn._set_input_buffer(self.inc, buf)
+
+    def _accept_frames(self, new: torch.Tensor) -> None:
+        if new.numel() == 0:
+            return
+        self.enc_frames.append(new)
+        self.n_enc += new.size(0)
+        self.count.encoder_frames += new.size(0)
+        self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, "_asr_prev")
+        self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, "_st_prev")
+        self._extend_cross_attention(new)
+
+    # ------------------------------------------------------------------ MT decoder
+    def _max_len(self) -> int:
+        return int(self.policy.max_len_a * self.count.fbank_frames + self.policy.max_len_b)
+
+    def _update_allowance(self) -> None:
+        p = self.policy
+        if self.finished:
+            self.allowed = self._max_len() + 1
+            return
+        if p.wait_until_end or self.m.st_ctc_proj is None:
+            return
+        asr_grew = len(self.asr) > self._gate_asr or self.m.asr_ctc_proj is None
+        if asr_grew and len(self.st) - self._gate_st >= p.stride_n:
+            self._gate_asr, self._gate_st = len(self.asr), len(self.st)
+            self.allowed = max(self.allowed, max(0, (len(self.st) - p.lag_k) // p.stride_n * p.stride_n) + int(p.whole_word))
+
+    def _mt_step(self):
+        d = self.m.mt_decoder
+        tokens = torch.tensor([[d.dictionary.eos()] + self.committed])
+        x, _ = d.extract_features(tokens, self._encoder_out(), incremental_state=self.inc)
+        lprobs = torch.log_softmax(d.output_layer(x)[0, -1].float(), -1)
+        self.count.mt_steps += 1
+        return lprobs, x[0, -1]
+
+    def _decode(self) -> None:
+        eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
+        if self.n_enc == 0:  # nothing heard (yet): nothing to translate
+            self.mt_done = self.finished
+            return
+        while not self.mt_done and len(self.committed) < self.allowed:
+            snapshot = {k: dict(v) for k, v in self.inc.items()}
+            lprobs, state = self._mt_step()
+            lprobs[pad] = -float("inf")
+            if not self.committed:
+                lprobs[eos] = -float("inf")  # at least one token, as offline decoding
+            nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
+            if nxt == eos and not self.finished:
+                self.inc = snapshot  # stop decision: decode this position again later
+                self.count.stop_decisions += 1
+                return
+            if self.committed:
+                self.text_states.append(state)  # the state whose input is the last committed token
+            if nxt == eos:
+                self.mt_done = True
+            else:
+                self.committed.append(nxt)
+
+    # ------------------------------------------------------------------ emission
+    def _emit(self) -> StepOutput:
+        out = StepOutput()
+        ready = len(self.text_states)  # committed[:ready] have final decoder states
+        upto = ready
+        if self.policy.whole_word and not self.mt_done:
+            # emit up to the last word start: the word before it is complete
+            upto = next((b for b in range(ready, self.emitted, -1) if self.m.mt_dict[self.committed[b]].startswith(WORD_START)), self.emitted)
+        if upto <= self.emitted:
+            return out
+        new_tokens = self.committed[self.emitted : upto]
+        states = torch.stack(self.text_states[self.emitted : upto])[None]
+        self.emitted = upto
+        out.words = self._words(new_tokens)
+        logits = self.m.unit_decoder.step(self.m.t2u_encoder.step(states, self.t2u_cache), self.unit_cache)
+        self.count.unit_decoder_tokens += len(new_tokens)
+        ids = logits.argmax(-1).tolist()
+        new_units = unit_ids(self.res.unit_dict, ctc_collapse(ids, ctc_blank(self.res.unit_dict), self._unit_prev))
+        self._unit_prev = ids[-1]
+        self.units.extend(new_units)
+        out.units = new_units
+        return out
+
+    def _words(self, tokens: List[int]) -> List[str]:
+        """Text of newly emitted tokens, as whole words where complete."""
+        words = []
+        for t in tokens:
+            piece = self.m.mt_dict[t]
+            if piece.startswith(WORD_START) and self._pending_word:
+                words.append("".join(self._pending_word))
+                self._pending_word = []
+            self._pending_word.append(piece.lstrip(WORD_START) if piece.startswith(WORD_START) else piece)
+        if self.mt_done and self.emitted == len(self.committed) and self._pending_word:
+            words.append("".join(self._pending_word))
+            self._pending_word = []
+        return words
+
+    # ------------------------------------------------------------------ API
+    @torch.no_grad()
+    def step(self, samples) -> StepOutput:
+        """Consume new 16 kHz samples (float in [-1, 1]); return what is new."""
+        if self.finished:
+            raise RuntimeError("step() after finish()")
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.count.samples += samples.size
+        feats = self.front.accept(samples)
+        self.count.fbank_frames += feats.shape[0]
+        asr_before = len(self.asr)
+        self._accept_frames(self.m.encoder.streaming_step(torch.from_numpy(feats), self.enc_state))
+        return self._respond(asr_before)
+
+    @torch.no_grad()
+    def finish(self) -> StepOutput:
+        """End of the source: flush encoder, translation, units and speech."""
+        if self.finished:
+            raise RuntimeError("finish() called twice")
+        asr_before = len(self.asr)
+        self._accept_frames(self.m.encoder.streaming_finish(self.enc_state))
+        self.finished = True
+        out = self._respond(asr_before)
+        out.finished = True
+        return out
+
+    def _respond(self, asr_before: int) -> StepOutput:
+        self._update_allowance()
+        self._decode()
+        out = self._emit()
+        out.asr = "".join(self.m.asr_dict[t] for t in self.asr[asr_before:]).replace(WORD_START, " ") if self.m.asr_dict else ""
+        if self.vocoder is not None:
+            out.pcm = self.vocoder.push(out.units, final=self.finished)
+        return out
+
+    # ------------------------------------------------------------------ views
+    @property
+    def transcript(self) -> str:
+        return "".join(self.m.asr_dict[t] for t in self.asr).replace(WORD_START, " ").strip()
+
+    @property
+    def translation(self) -> str:
+        return "".join(self.m.mt_dict[t] for t in self.committed[: self.emitted]).replace(WORD_START, " ").strip()

@@ -1,0 +1,92 @@
+"""Incremental CodeHiFiGAN output synchronised on predicted durations.
+
+Units arrive a few at a time. A unit's duration is final once the duration predictor's
+receptive field (two kernel-3 convolutions: 2 units each side) is covered; a frame's samples are
+final once the generator's receptive field is covered on both sides. Each update runs the
+predictor and the generator on a fixed-size window only, and emits exactly the samples of
+frames that became final: concatenated, the output equals the offline vocoder's (no gap, no
+repeated sample), and its length is the sum of durations times the hop.
+"""
+from __future__ import annotations
+
+import math
+from typing import List
+
+import numpy as np
+import torch
+
+from ..vocoder import UnitVocoder
+
+DUR_CONTEXT = 2  # units each side that a duration depends on
+
+
+def generator_context_frames(config: dict) -> int:
+    """Frames each side that one output sample of the HiFiGAN generator depends on (upper bound)."""
+    pre = 3  # conv_pre, kernel 7
+    radius = float(pre)
+    cum = 1
+    dil = config["resblock_dilation_sizes"]
+    for u, k in zip(config["upsample_rates"], config["upsample_kernel_sizes"]):
+        radius += math.ceil(k / u) / cum  # transposed conv: input steps each side, in frames
+        cum *= u
+        res = 0
+        for ks, ds in zip(config["resblock_kernel_sizes"], dil):
+            half = (ks - 1) // 2
+            if config.get("resblock", "1") == "1":
+                res = max(res, sum(half * d + half for d in ds))
+            else:
+                res = max(res, sum(half * d for d in ds))
+        radius += res / cum
+    radius += 3 / cum  # conv_post, kernel 7
+    return int(math.ceil(radius)) + 1
+
+
+class VocoderStream:
+    def __init__(self, vocoder: UnitVocoder, context_frames: int = None):
+        self.vocoder = vocoder
+        self.hop = vocoder.hop
+        self.ctx = generator_context_frames(vocoder.config) if context_frames is None else context_frames
+        self.units: List[int] = []
+        self.durations: List[int] = []  # final durations of units[: len(durations)]
+        self.frames: List[int] = []  # unit id per frame, tail only (from frame_offset)
+        self.frame_offset = 0
+        self.frames_emitted = 0
+        self.samples_emitted = 0
+
+    @torch.no_grad()
+    def push(self, units: List[int], final: bool = False) -> np.ndarray:
+        self.units.extend(int(u) for u in units)
+        self._finalise_durations(final)
+        return self._emit(final)
+
+    def _finalise_durations(self, final: bool) -> None:
+        n_known, n_final = len(self.units), len(self.durations)
+        upto = n_known if final else n_known - DUR_CONTEXT
+        if upto <= n_final:
+            return
+        lo = max(0, n_final - DUR_CONTEXT)
+        hi = n_known if final else upto + DUR_CONTEXT
+        window = torch.tensor(self.units[lo:hi], dtype=torch.long)
+        dur = self.vocoder.durations(window)[n_final - lo : upto - lo].tolist()
+        self.durations.extend(dur)
+        for u, d in zip(self.units[n_final:upto], dur):
+            self.frames.extend([u] * d)
+
+    def _emit(self, final: bool) -> np.ndarray:
+        total = self.frame_offset + len(self.frames)
+        end = total if final else total - self.ctx
+        start = self.frames_emitted
+        if end <= start:
+            return np.zeros(0, dtype=np.float32)
+        lo = max(self.frame_offset, start - self.ctx)
+        hi = total if final else min(total, end + self.ctx)
+        codes = torch.tensor(self.frames[lo - self.frame_offset : hi - self.frame_offset], dtype=torch.long)
+        wav = self.vocoder.model.model(code=codes.view(1, -1)).view(-1)
+        out = wav[(start - lo) * self.hop : (end - lo) * self.hop].numpy().astype(np.float32)
+        self.frames_emitted = end
+        self.samples_emitted += out.size
+        # keep only the left context the next window needs
+        keep_from = max(self.frame_offset, end - self.ctx)
+        del self.frames[: keep_from - self.frame_offset]
+        self.frame_offset = keep_from
+        return out

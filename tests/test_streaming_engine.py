@@ -1,0 +1,142 @@
+"""The streaming engine: equality with offline decoding, counted incrementality, policy."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import TRAIN_ARGS, cli, run
+from echostream_fairseq import features
+from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, load_resources
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def res(trained_micro, micro_data):
+    return load_resources(trained_micro, micro_data)
+
+
+def _ids(micro_data, split):
+    return [l.split("\t")[0] for l in (micro_data / f"{split}.tsv").read_text().splitlines()[1:]]
+
+
+def _stream(res, wav, policy, chunk=5120):
+    s = StreamingSession(res, policy)
+    outs = [s.step(wav[i : i + chunk]) for i in range(0, len(wav), chunk)]
+    outs.append(s.finish())
+    return s, outs
+
+
+def test_wait_until_end_equals_fairseq_generate(res, trained_micro, micro_data, tmp_path):
+    results = tmp_path / "gen"
+    run([cli("fairseq-generate"), micro_data, "--user-dir", TRAIN_ARGS[1], "--task", "echostream_s2st",
+         "--config-yaml", "config.yaml", "--multitask-config-yaml", "config_mtl.yaml", "--path", trained_micro,
+         "--gen-subset", "train", "--max-tokens", "40000", "--beam", "1", "--results-path", results])
+    out = results / "train"
+    mt = dict(l.split("\t", 1) for l in (out / "mt.txt").read_text().splitlines())
+    asr = dict(l.split("\t", 1) for l in (out / "asr.txt").read_text().splitlines())
+    units = dict(l.split("\t", 1) for l in (out / "units.txt").read_text().splitlines())
+    checked_units = 0
+    for uid in _ids(micro_data, "train")[:6]:
+        wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+        s, outs = _stream(res, wav, PolicyConfig(wait_until_end=True, vocoder_context_frames=None), chunk=3001)
+        assert s.translation == mt[uid].strip(), uid
+        assert s.transcript == asr[uid].strip(), uid
+        assert " ".join(map(str, s.units)) == units[uid].strip(), uid
+        pcm = np.concatenate([o.pcm for o in outs])
+        ref, sr = sf.read(out / "wav" / f"{uid}.wav", dtype="float32")  # written as 16-bit PCM
+        assert sr == 16000 and len(pcm) == len(ref), uid
+        assert np.abs(pcm - ref).max() < 2e-4, uid
+        checked_units += len(s.units)
+    assert checked_units > 0
+
+
+def test_incrementality_is_counted(res, micro_data):
+    uid = _ids(micro_data, "dev")[0]
+    wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+    s, outs = _stream(res, wav, PolicyConfig(vocoder_context_frames=None), chunk=2560)
+    c = s.count
+    assert c.samples == len(wav)
+    assert c.fbank_frames == features.num_frames(len(wav))
+    assert c.encoder_frames == -(-c.fbank_frames // 4)  # every frame encoded once
+    assert s.enc_state.frames_out == c.encoder_frames
+    committed = len(s.committed)
+    # one decoder step per committed token, one for the final end-of-sentence, one per stop
+    assert c.mt_steps == committed + 1 + c.stop_decisions
+    assert c.unit_decoder_tokens == committed
+    pcm = np.concatenate([o.pcm for o in outs])
+    assert len(pcm) == sum(s.vocoder.durations) * s.vocoder.hop
+    with torch.no_grad():
+        offline = res.vocoder(torch.tensor(s.units)).numpy()
+    assert len(offline) == len(pcm) and np.abs(offline - pcm).max() < 1e-5  # no gap, no repeat
+
+
+def test_default_vocoder_context_stays_close_to_offline(res, micro_data):
+    uid = _ids(micro_data, "dev")[1]
+    wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+    s, outs = _stream(res, wav, PolicyConfig())
+    pcm = np.concatenate([o.pcm for o in outs])
+    with torch.no_grad():
+        offline = res.vocoder(torch.tensor(s.units)).numpy()
+    assert len(offline) == len(pcm)
+    assert np.abs(offline - pcm).max() < 0.02 * max(np.abs(offline).max(), 1e-3)
+
+
+def test_whole_word_rule_on_every_emission(res, micro_data):
+    for uid in _ids(micro_data, "dev") + _ids(micro_data, "train")[:4]:
+        wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+        s = StreamingSession(res, PolicyConfig())
+        outs = []
+        for i in range(0, len(wav), 1280):
+            before = s.emitted
+            outs.append(s.step(wav[i : i + 1280]))
+            if s.emitted > before:
+                # emitted tokens end right before a committed token that starts a new word
+                assert s.m.mt_dict[s.committed[s.emitted]].startswith("\u2581"), uid
+        outs.append(s.finish())
+        assert s.emitted == len(s.committed)
+        for o in outs:
+            for w in o.words:
+                assert w and " " not in w
+        # concatenated, the emitted words are exactly the words of the translation
+        words = "".join(s.m.mt_dict[t] for t in s.committed).replace("\u2581", " ").split()
+        assert [w for o in outs for w in o.words] == words, uid
+
+
+class _Instance:
+    """The fields SimulEval's latency scorers read."""
+
+    def __init__(self, delays, source_length):
+        self.delays, self.source_length, self.reference = delays, source_length, None
+
+
+def test_raising_lag_never_lowers_al_on_dev(res, micro_data):
+    from simuleval.evaluator.scorers.latency_scorer import ALScorer
+
+    chunk = 5120  # 320 ms
+    al = {}
+    for k in (0, 1, 3, 6):
+        scores = []
+        for uid in _ids(micro_data, "dev"):
+            wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+            s, outs = _stream(res, wav, PolicyConfig(lag_k=k), chunk=chunk)
+            delays = []
+            for i, o in enumerate(outs):
+                t = min(len(wav), (i + 1) * chunk) / 16.0  # ms of source read when emitted
+                delays += [t] * len(o.words)
+            scores.append(ALScorer().compute(_Instance(delays, len(wav) / 16.0)))
+        al[k] = float(np.mean(scores))
+    ks = sorted(al)
+    assert all(al[a] <= al[b] + 1e-6 for a, b in zip(ks, ks[1:])), al
+
+
+def test_session_misuse_is_an_error(res):
+    s = StreamingSession(res)
+    out = s.finish()  # no audio at all: an empty, finished result
+    assert out.finished and out.empty and s.translation == ""
+    with pytest.raises(RuntimeError):
+        s.step(np.zeros(100, dtype=np.float32))
+    with pytest.raises(RuntimeError):
+        s.finish()
+    with pytest.raises(ValueError):
+        PolicyConfig(stride_n=0)
