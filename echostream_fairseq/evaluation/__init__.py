@@ -1,0 +1,1 @@
+"""Evaluation helpers: offline ASR-BLEU for speech output (optional extra `asr-bleu`)."""
