@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.echostream-setup
 
-.PHONY: setup test test-fast demo clean-data
+.PHONY: setup test test-fast demo bench clean-data
 
 setup: $(STAMP)
 
@@ -21,6 +21,14 @@ test-fast: setup
 # the main job on the bundled default
 demo: setup
 	$(VENV)/bin/echostream-demo
+
+# per-chunk cost of the streaming engine vs re-computing the prefix (needs a trained model:
+# CHECKPOINT / DATA / CORPUS default to the toy recipe's outputs)
+CHECKPOINT ?= runs/toy_mini/checkpoint_last.pt
+DATA ?= data/toy/es-en/prepared
+CORPUS ?= data/toy/es-en
+bench: setup
+	$(PY) bench/chunk_cost.py --checkpoint $(CHECKPOINT) --data-dir $(DATA) --corpus $(CORPUS)
 
 clean-data:
 	rm -rf data runs

@@ -68,8 +68,10 @@ class Resources:
         return features.SAMPLE_RATE
 
 
-def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True) -> Resources:
-    """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and vocoder."""
+def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
+                   vocoder_checkpoint=None, vocoder_config=None) -> Resources:
+    """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and
+    vocoder (or the vocoder given explicitly)."""
     from fairseq import checkpoint_utils
 
     import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
@@ -86,11 +88,15 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
     if cmvn_path is None:
         raise ValueError(f"{task.args.data}/{config_yaml} has no global_cmvn.stats_npz_path")
     voc = None
-    if vocoder:
+    if vocoder_checkpoint is not None:
+        voc = UnitVocoder(vocoder_checkpoint, vocoder_config)
+    elif vocoder:
         vc = task.data_cfg.config.get("vocoder")
         if vc is None:
             raise ValueError(f"{task.args.data}/{config_yaml} names no vocoder; speech output needs one")
         voc = UnitVocoder(vc["checkpoint"], vc["config"])
+    if voc is not None and voc.num_units != len(task.target_dictionary) - task.target_dictionary.nspecial:
+        raise ValueError(f"the vocoder has {voc.num_units} units, the model {len(task.target_dictionary) - task.target_dictionary.nspecial}")
     return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary)
 
 
