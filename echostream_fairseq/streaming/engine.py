@@ -39,6 +39,34 @@ from .vocoder_sync import VocoderStream
 WORD_START = "\u2581"
 
 
+class GrowingTensor:
+    """Append along one dimension in amortised O(new): capacity doubles, ``view`` is a slice."""
+
+    def __init__(self, like: torch.Tensor, dim: int):
+        self.dim = dim
+        shape = list(like.shape)
+        shape[dim] = max(16, 2 * like.shape[dim])
+        self.store = like.new_empty(shape)
+        self.n = 0
+        self.append(like)
+
+    def append(self, x: torch.Tensor) -> torch.Tensor:
+        need = self.n + x.shape[self.dim]
+        if need > self.store.shape[self.dim]:
+            shape = list(self.store.shape)
+            shape[self.dim] = max(need, 2 * shape[self.dim])
+            bigger = self.store.new_empty(shape)
+            bigger.narrow(self.dim, 0, self.n).copy_(self.view)
+            self.store = bigger
+        self.store.narrow(self.dim, self.n, x.shape[self.dim]).copy_(x)
+        self.n = need
+        return self.view
+
+    @property
+    def view(self) -> torch.Tensor:
+        return self.store.narrow(self.dim, 0, self.n)
+
+
 @dataclass
 class PolicyConfig:
     lag_k: int = 0
@@ -130,8 +158,9 @@ class StreamingSession:
         self.policy = policy or PolicyConfig()
         self.front = features.OnlineFrontEnd(res.cmvn)
         self.enc_state = self.m.encoder.init_state()
-        self.enc_frames: List[torch.Tensor] = []
+        self.enc_frames: Optional[GrowingTensor] = None
         self.n_enc = 0
+        self._kv: Dict[int, tuple] = {}  # decoder layer -> growing cross-attention (K, V)
         self.asr: List[int] = []
         self.st: List[int] = []
         self._asr_prev: Optional[int] = None
@@ -156,9 +185,7 @@ class StreamingSession:
 
     # ------------------------------------------------------------------ encoder side
     def _encoder_out(self) -> Dict:
-        if len(self.enc_frames) > 1:
-            self.enc_frames = [torch.cat(self.enc_frames)]
-        frames = self.enc_frames[0] if self.enc_frames else torch.zeros(0, self.m.encoder.embed_dim)
+        frames = self.enc_frames.view if self.enc_frames is not None else torch.zeros(0, self.m.encoder.embed_dim)
         return {"encoder_out": [frames[:, None]], "encoder_padding_mask": []}
 
     def _ctc_extend(self, proj, dictionary, frames, prefix, prev_attr):
@@ -170,7 +197,7 @@ class StreamingSession:
 
     def _extend_cross_attention(self, new: torch.Tensor) -> None:
         """Append K/V of new encoder frames to every decoder layer's cached cross-attention."""
-        for layer in self.m.mt_decoder.layers:
+        for i, layer in enumerate(self.m.mt_decoder.layers):
             attn = layer.encoder_attn
             buf = attn._get_input_buffer(self.inc)
             if "prev_key" not in buf:
@@ -178,14 +205,20 @@ class StreamingSession:
             T = new.size(0)
             k = attn.k_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
             v = attn.v_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
-            buf["prev_key"] = torch.cat([buf["prev_key"], k], dim=2)
-            buf["prev_value"] = torch.cat([buf["prev_value"], v], dim=2)
+            gk, gv = self._kv.get(i, (None, None))
+            if gk is None or gk.view.data_ptr() != buf["prev_key"].data_ptr():
+                gk, gv = GrowingTensor(buf["prev_key"], 2), GrowingTensor(buf["prev_value"], 2)
+                self._kv[i] = (gk, gv)
+            buf["prev_key"], buf["prev_value"] = gk.append(k), gv.append(v)
             self.inc = attn._set_input_buffer(self.inc, buf)
 
     def _accept_frames(self, new: torch.Tensor) -> None:
         if new.numel() == 0:
             return
-        self.enc_frames.append(new)
+        if self.enc_frames is None:
+            self.enc_frames = GrowingTensor(new, 0)
+        else:
+            self.enc_frames.append(new)
         self.n_enc += new.size(0)
         self.count.encoder_frames += new.size(0)
         self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, "_asr_prev")
