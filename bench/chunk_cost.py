@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from echostream_fairseq import features
+from echostream_fairseq.decoding import ctc_collapse, unit_ids
+from echostream_fairseq.models.echostream import ctc_blank
 from echostream_fairseq.prep.corpus import read_list
 from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, load_resources
 
@@ -64,10 +66,9 @@ def baseline_chunk(res, prefix: np.ndarray, committed, encoder_only: bool) -> fl
     n = len(committed)
     if n:
         logits, lengths = m.units_forward(states[:, 1:], torch.tensor([n]))
-        units = logits[0].argmax(-1)
-        units = units[units > 3] - 4  # blank and specials out; dictionary index -> unit id
-        if res.vocoder is not None and units.numel():
-            res.vocoder(units.clamp(max=res.vocoder.num_units - 1))
+        units = unit_ids(res.unit_dict, ctc_collapse(logits[0].argmax(-1).tolist(), ctc_blank(res.unit_dict)))
+        if res.vocoder is not None and units:
+            res.vocoder(torch.tensor(units))
     return time.perf_counter() - t0
 
 

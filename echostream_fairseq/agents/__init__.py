@@ -45,6 +45,15 @@ class _EchoStreamAgent:
         parser.add_argument("--max-len-a", type=float, default=0.0)
         parser.add_argument("--max-len-b", type=int, default=200)
 
+    def __init__(self, args):
+        self._setup(args)
+        super().__init__(args)  # SimulEval's agent: builds states and calls reset()
+
+    def reset(self):
+        super().reset()
+        self.session = StreamingSession(self.res, self.policy_cfg, speech=self.speech_output, translate=self.translate)
+        self.consumed = 0
+
     def _setup(self, args):
         self.res = load_resources(args.checkpoint, args.data_dir, args.config_yaml, args.multitask_config_yaml, vocoder=self.speech_output)
         ctx = args.vocoder_context_frames
@@ -61,10 +70,6 @@ class _EchoStreamAgent:
         if self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
             open(os.path.join(self.output_dir, "echostream_text.tsv"), "w").write("index\ttranscript\ttranslation\n")
-
-    def _new_session(self):
-        self.session = StreamingSession(self.res, self.policy_cfg, speech=self.speech_output, translate=self.translate)
-        self.consumed = 0
 
     def _advance(self) -> StepOutput:
         """Feed the samples that arrived since the last call; flush at the end of the source."""
@@ -91,14 +96,6 @@ class EchoStreamS2STAgent(_EchoStreamAgent, SpeechToSpeechAgent):
 
     speech_output = True
 
-    def __init__(self, args):
-        self._setup(args)
-        super().__init__(args)
-
-    def reset(self):
-        super().reset()
-        self._new_session()
-
     def policy(self):
         out = self._advance()
         if out.pcm.size == 0 and not out.finished:
@@ -109,14 +106,6 @@ class EchoStreamS2STAgent(_EchoStreamAgent, SpeechToSpeechAgent):
 
 class EchoStreamS2TTAgent(_EchoStreamAgent, SpeechToTextAgent):
     """Simultaneous speech-to-text translation: whole words as soon as the policy commits them."""
-
-    def __init__(self, args):
-        self._setup(args)
-        super().__init__(args)
-
-    def reset(self):
-        super().reset()
-        self._new_session()
 
     def policy(self):
         out = self._advance()
@@ -130,13 +119,8 @@ class EchoStreamASRAgent(_EchoStreamAgent, SpeechToTextAgent):
 
     translate = False  # the transcript needs no MT decoder
 
-    def __init__(self, args):
-        self._setup(args)
-        super().__init__(args)
-
     def reset(self):
         super().reset()
-        self._new_session()
         self.sent_words = 0
 
     def policy(self):
