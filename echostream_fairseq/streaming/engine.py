@@ -91,10 +91,6 @@ class Resources:
     vocoder: Optional[UnitVocoder]
     unit_dict: object
 
-    @property
-    def sample_rate(self) -> int:
-        return features.SAMPLE_RATE
-
 
 def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
                    vocoder_checkpoint=None, vocoder_config=None) -> Resources:
