@@ -155,7 +155,6 @@ class StreamingSession:
         self.front = features.OnlineFrontEnd(res.cmvn)
         self.enc_state = self.m.encoder.init_state()
         self.enc_frames: Optional[GrowingTensor] = None
-        self.n_enc = 0
         self._kv: Dict[int, tuple] = {}  # decoder layer -> growing cross-attention (K, V)
         self.asr: List[int] = []
         self.st: List[int] = []
@@ -215,7 +214,6 @@ class StreamingSession:
             self.enc_frames = GrowingTensor(new, 0)
         else:
             self.enc_frames.append(new)
-        self.n_enc += new.size(0)
         self.count.encoder_frames += new.size(0)
         self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, "_asr_prev")
         self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, "_st_prev")
@@ -247,7 +245,7 @@ class StreamingSession:
 
     def _decode(self) -> None:
         eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
-        if self.n_enc == 0:  # nothing heard (yet): nothing to translate
+        if self.enc_frames is None:  # nothing heard (yet): nothing to translate
             self.mt_done = self.finished
             return
         while not self.mt_done and len(self.committed) < self.allowed:
