@@ -135,6 +135,17 @@ def _synthesise(job: Tuple[Utterance, str, str]) -> str:
     return u.id
 
 
+def write_tsv(path: Path, header: Sequence[str], rows) -> None:
+    """A headered TSV (the list and manifest format), written atomically."""
+
+    def write(f):
+        w = csv.writer(f, delimiter="\t", quotechar=None, quoting=csv.QUOTE_NONE, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+
+    _write_atomic(Path(path), write)
+
+
 def _write_atomic(path: Path, write) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -207,14 +218,10 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
         us = [u for u in utts if u.split == split]
         _write_atomic(root / f"{split}.{src_lang}", lambda f: f.writelines(u.src_text + "\n" for u in us))
         _write_atomic(root / f"{split}.en", lambda f: f.writelines(u.tgt_text + "\n" for u in us))
-
-        def write_list(f, us=us):
-            w = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
-            w.writerow(LIST_COLUMNS)
-            for u in us:
-                w.writerow([u.id, f"wav/{u.id}_src.wav", f"wav/{u.id}_tgt.wav", u.src_text, u.tgt_text, f"{u.voice} r{u.rate} p{u.pitch}"])
-
-        _write_atomic(root / f"{split}.tsv", write_list)
+        write_tsv(root / f"{split}.tsv", LIST_COLUMNS, [
+            [u.id, f"wav/{u.id}_src.wav", f"wav/{u.id}_tgt.wav", u.src_text, u.tgt_text, f"{u.voice} r{u.rate} p{u.pitch}"]
+            for u in us
+        ])
     stats = corpus_stats(root, src_lang)
     _write_atomic(root / "stats.json", lambda f: json.dump(stats, f, indent=2))
     return root

@@ -24,6 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from .. import features
+from .corpus import write_tsv
 
 
 @dataclass
@@ -75,13 +76,6 @@ def _train_spm(texts: Sequence[str], prefix: Path, vocab: int, dict_path: Path) 
     return sp
 
 
-def _write_tsv(path: Path, header: Sequence[str], rows: List[Sequence]) -> None:
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t", quotechar=None, quoting=csv.QUOTE_NONE, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-
-
 def build_data_folder(
     records: List[Record],
     out: Path,
@@ -121,7 +115,7 @@ def build_data_folder(
         (out / folder).mkdir(exist_ok=True)
     for split in sorted({r.split for r in records}):
         rs = [r for r in records if r.split == split]
-        _write_tsv(
+        write_tsv(
             out / f"{split}.tsv",
             ["id", "src_audio", "src_n_frames", "tgt_audio", "tgt_n_frames", "src_text", "tgt_text"],
             [
@@ -129,8 +123,8 @@ def build_data_folder(
                 for r in rs
             ],
         )
-        _write_tsv(out / "src_text" / f"{split}.tsv", ["id", "tgt_text"], [[r.id, " ".join(sp_src.encode(r.src_text, out_type=str))] for r in rs])
-        _write_tsv(out / "tgt_text" / f"{split}.tsv", ["id", "tgt_text"], [[r.id, " ".join(sp_tgt.encode(r.tgt_text, out_type=str))] for r in rs])
+        write_tsv(out / "src_text" / f"{split}.tsv", ["id", "tgt_text"], [[r.id, " ".join(sp_src.encode(r.src_text, out_type=str))] for r in rs])
+        write_tsv(out / "tgt_text" / f"{split}.tsv", ["id", "tgt_text"], [[r.id, " ".join(sp_tgt.encode(r.tgt_text, out_type=str))] for r in rs])
 
     w = opts.loss_weights
     mtl = {
@@ -268,8 +262,6 @@ def cvss_c_lists(cvss_root: Path, covost_root: Path, src_lang: str, out: Path, s
     CVSS-C: ``{cvss_root}/{split}.tsv`` (no header: path, translation) and the target speech
     ``{cvss_root}/{split}/{path}.wav``. Ids are the clip names without ``.mp3``.
     """
-    import csv as _csv
-
     cvss_root, covost_root, out = Path(cvss_root), Path(covost_root), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -280,10 +272,10 @@ def cvss_c_lists(cvss_root: Path, covost_root: Path, src_lang: str, out: Path, s
             if not p.is_file():
                 raise FileNotFoundError(f"{p} not found (see examples/cvss_c_fr_en/README.md for the expected layout)")
         with open(cv_tsv, newline="", encoding="utf-8") as f:
-            covost = {r["path"]: r for r in _csv.DictReader(f, delimiter="\t", quoting=_csv.QUOTE_NONE)}
+            covost = {r["path"]: r for r in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)}
         rows = []
         with open(cvss_tsv, newline="", encoding="utf-8") as f:
-            for i, cells in enumerate(_csv.reader(f, delimiter="\t", quoting=_csv.QUOTE_NONE)):
+            for i, cells in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)):
                 if len(cells) != 2:
                     raise ValueError(f"{cvss_tsv}: line {i + 1}: expected 2 columns (path, translation)")
                 path, translation = cells
@@ -297,6 +289,6 @@ def cvss_c_lists(cvss_root: Path, covost_root: Path, src_lang: str, out: Path, s
                         raise FileNotFoundError(f"{cvss_tsv}: line {i + 1} (id {uid}): audio not found: {a}")
                 rows.append([uid, str(src_audio.resolve()), str(tgt_audio.resolve()), covost[path]["sentence"].strip(), translation.strip()])
         dst = out / f"{split}.tsv"
-        _write_tsv(dst, ["id", "src_audio", "tgt_audio", "src_text", "tgt_text"], rows)
+        write_tsv(dst, ["id", "src_audio", "tgt_audio", "src_text", "tgt_text"], rows)
         written.append(dst)
     return written
