@@ -103,31 +103,34 @@ def test_whole_word_rule_on_every_emission(res, micro_data):
         assert [w for o in outs for w in o.words] == words, uid
 
 
-class _Instance:
-    """The fields SimulEval's latency scorers read."""
-
-    def __init__(self, delays, source_length):
-        self.delays, self.source_length, self.reference = delays, source_length, None
-
-
-def test_raising_lag_never_lowers_al_on_dev(res, micro_data):
-    from simuleval.evaluator.scorers.latency_scorer import ALScorer
-
+def test_raising_lag_never_loosens_the_gate_on_dev(res, micro_data):
+    """The lag is a bound on commitments: at every chunk the number of committed target tokens
+    stays within the CTC allowance, and a higher lag gives a pointwise lower (or equal) allowance.
+    (Latency figures per lag on the toy dev set are measured by the recipe, not asserted here:
+    with a partly trained model the hypothesis itself changes with the lag.)"""
     chunk = 5120  # 320 ms
-    al = {}
+    allowance = {}
     for k in (0, 1, 3, 6):
-        scores = []
+        per_utt = []
         for uid in _ids(micro_data, "dev"):
             wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
-            s, outs = _stream(res, wav, PolicyConfig(lag_k=k), chunk=chunk)
-            delays = []
-            for i, o in enumerate(outs):
-                t = min(len(wav), (i + 1) * chunk) / 16.0  # ms of source read when emitted
-                delays += [t] * len(o.words)
-            scores.append(ALScorer().compute(_Instance(delays, len(wav) / 16.0)))
-        al[k] = float(np.mean(scores))
-    ks = sorted(al)
-    assert all(al[a] <= al[b] + 1e-6 for a, b in zip(ks, ks[1:])), al
+            s = StreamingSession(res, PolicyConfig(lag_k=k))
+            trace = []
+            for i in range(0, len(wav), chunk):
+                s.step(wav[i : i + chunk])
+                bound = max(0, len(s.st) - k) + 1  # stride 1, whole-word look-ahead of one token
+                assert len(s.committed) <= s.allowed <= bound, (uid, k)
+                assert s.emitted <= len(s.committed)
+                trace.append(s.allowed)
+            s.finish()
+            per_utt.append(trace)
+        allowance[k] = per_utt
+    ks = sorted(allowance)
+    for lo, hi in zip(ks, ks[1:]):
+        for a, b in zip(allowance[lo], allowance[hi]):
+            assert all(x >= y for x, y in zip(a, b)), (lo, hi, a, b)
+    total = {k: sum(map(sum, v)) for k, v in allowance.items()}
+    assert total[6] < total[0], total  # the lag really holds tokens back
 
 
 def test_session_misuse_is_an_error(res):
