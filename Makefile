@@ -18,9 +18,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# the main job on the bundled default
+# the main job on the bundled default: stream the example wavs through the shipped model
+DEMO_OUT ?= runs/demo
 demo: setup
-	$(VENV)/bin/echostream-demo
+	$(VENV)/bin/echostream-demo --out $(DEMO_OUT)
 
 # per-chunk cost of the streaming engine vs re-computing the prefix (needs a trained model:
 # CHECKPOINT / DATA / CORPUS default to the toy recipe's outputs)

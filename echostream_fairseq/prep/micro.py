@@ -36,25 +36,9 @@ def sentence_pairs() -> List[Tuple[str, str]]:
 
 def small_vocoder_config(num_units: int) -> dict:
     """A CodeHiFiGAN config in fairseq's format, small enough for CPU tests (hop 320)."""
-    return {
-        "resblock": "1",
-        "upsample_rates": [5, 4, 4, 2, 2],
-        "upsample_kernel_sizes": [11, 8, 8, 4, 4],
-        "upsample_initial_channel": 64,
-        "resblock_kernel_sizes": [3, 7],
-        "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5]],
-        "model_in_dim": 32,
-        "num_embeddings": num_units,
-        "embedding_dim": 32,
-        "dur_predictor_params": {
-            "encoder_embed_dim": 32,
-            "var_pred_hidden_dim": 32,
-            "var_pred_kernel_size": 3,
-            "var_pred_dropout": 0.5,
-        },
-        "sampling_rate": features.SAMPLE_RATE,
-        "code_hop_size": 320,
-    }
+    from ..vocoder_train import vocoder_config
+
+    return vocoder_config(num_units, channels=64, embedding_dim=32, resblock_kernels=(3, 7))
 
 
 def write_untrained_vocoder(out: Path, num_units: int, seed: int = 0) -> Tuple[Path, Path]:

@@ -279,7 +279,11 @@ class StreamingSession:
         new_tokens = self.committed[self.emitted : upto]
         states = torch.stack(self.text_states[self.emitted : upto])[None]
         self.emitted = upto
-        out.words = self._words(new_tokens)
+        # the last emitted word is complete when the next committed token starts a new word
+        # or nothing follows it
+        ends_word = (self.mt_done and upto == len(self.committed)) or (
+            upto < len(self.committed) and self.m.mt_dict[self.committed[upto]].startswith(WORD_START))
+        out.words = self._words(new_tokens, ends_word)
         logits = self.m.unit_decoder.step(self.m.t2u_encoder.step(states, self.t2u_cache), self.unit_cache)
         self.count.unit_decoder_tokens += len(new_tokens)
         ids = logits.argmax(-1).tolist()
@@ -289,8 +293,8 @@ class StreamingSession:
         out.units = new_units
         return out
 
-    def _words(self, tokens: List[int]) -> List[str]:
-        """Text of newly emitted tokens, as whole words where complete."""
+    def _words(self, tokens: List[int], ends_word: bool) -> List[str]:
+        """Text of newly emitted tokens as whole words; a word's pieces wait until it is complete."""
         words = []
         for t in tokens:
             piece = self.m.mt_dict[t]
@@ -298,7 +302,7 @@ class StreamingSession:
                 words.append("".join(self._pending_word))
                 self._pending_word = []
             self._pending_word.append(piece.lstrip(WORD_START) if piece.startswith(WORD_START) else piece)
-        if self.mt_done and self.emitted == len(self.committed) and self._pending_word:
+        if ends_word and self._pending_word:
             words.append("".join(self._pending_word))
             self._pending_word = []
         return words

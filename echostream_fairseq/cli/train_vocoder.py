@@ -1,0 +1,81 @@
+"""echostream-train-vocoder: train a unit CodeHiFiGAN (fairseq's generator, HiFi-GAN
+discriminators and losses, duration predictor) on target speech and its frame-level units.
+
+Input: corpus lists (``id`` and an audio column, paths relative to the list) and the folder of
+``{id}.npy`` frame-level units written by ``echostream-extract-units``. Output in --save-dir:
+``config.json`` + ``g_XXXXXXXX`` (fairseq's format, loadable by ``CodeHiFiGANVocoder``) and
+``state_last.pt``; running the same command again resumes from ``state_last.pt``.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="echostream-train-vocoder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lists", type=Path, nargs="+", required=True, help="training list files")
+    p.add_argument("--valid-list", type=Path, help="list whose utterances are used for the validation mel loss")
+    p.add_argument("--units-dir", type=Path, required=True, help="folder with {id}.npy frame-level units")
+    p.add_argument("--audio-column", default="tgt_audio", help="column of the speech the units came from (default tgt_audio)")
+    p.add_argument("--num-units", type=int, required=True, help="size of the unit vocabulary (K)")
+    p.add_argument("--save-dir", type=Path, required=True)
+    g = p.add_argument_group("generator size")
+    g.add_argument("--channels", type=int, default=128, help="upsample_initial_channel (default 128)")
+    g.add_argument("--embedding-dim", type=int, default=64, help="unit embedding size (default 64)")
+    g.add_argument("--resblock-kernels", type=int, nargs="+", default=[3, 7, 11], help="resblock kernel sizes (default 3 7 11)")
+    g.add_argument("--upsample-rates", type=int, nargs="+", default=[5, 4, 4, 2, 2],
+                   help="their product is the hop in samples per unit frame (default 5 4 4 2 2 = 320, 20 ms at 16 kHz)")
+    d = p.add_argument_group("discriminators")
+    d.add_argument("--disc-period-width", type=int, default=8, help="first-layer channels of each period discriminator (HiFi-GAN: 32)")
+    d.add_argument("--disc-scale-width", type=int, default=16, help="first-layer channels of each scale discriminator (HiFi-GAN: 128)")
+    t = p.add_argument_group("training")
+    t.add_argument("--max-steps", type=int, default=20000)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--segment-frames", type=int, default=32, help="unit frames per training segment (default 32)")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--lr-decay", type=float, default=0.9999, help="per-step learning-rate decay")
+    t.add_argument("--mel-weight", type=float, default=45.0)
+    t.add_argument("--log-interval", type=int, default=50)
+    t.add_argument("--save-interval", type=int, default=1000)
+    t.add_argument("--keep-last", type=int, default=2, help="generator checkpoints to keep")
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--no-progress-bar", action="store_true")
+    args = p.parse_args(argv)
+
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr, force=True)
+    import torch
+
+    from .. import vocoder_train as vt
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = vt.vocoder_config(args.num_units, args.channels, args.embedding_dim, args.resblock_kernels, args.upsample_rates)
+    hop = config["code_hop_size"]
+    try:
+        train = vt.UnitSpeechData(vt.utterances_from_lists(args.lists, args.units_dir, args.audio_column), hop, args.num_units, args.segment_frames)
+        valid = None
+        if args.valid_list:
+            valid = vt.UnitSpeechData(vt.utterances_from_lists([args.valid_list], args.units_dir, args.audio_column), hop, args.num_units, args.segment_frames)
+    except (OSError, ValueError) as e:
+        p.error(str(e))
+    opts = vt.TrainOptions(
+        max_steps=args.max_steps, batch_size=args.batch_size, segment_frames=args.segment_frames, lr=args.lr,
+        lr_decay=args.lr_decay, mel_weight=args.mel_weight, disc_period_width=args.disc_period_width,
+        disc_scale_width=args.disc_scale_width, log_interval=args.log_interval, save_interval=args.save_interval,
+        keep_last=args.keep_last, seed=args.seed,
+    )
+    trainer = vt.VocoderTrainer(args.save_dir, config, opts, train, valid)
+    try:
+        trainer.resume()
+    except ValueError as e:
+        p.error(str(e))
+    n = sum(x.numel() for x in trainer.gen.parameters())
+    logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d", n, hop, len(train), trainer.step, opts.max_steps)
+    ckpt = trainer.fit(progress=not args.no_progress_bar)
+    print(f"vocoder: {ckpt} (config {args.save_dir / 'config.json'})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

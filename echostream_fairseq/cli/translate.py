@@ -1,0 +1,97 @@
+"""echostream-translate: simultaneous speech-to-speech translation of a recorded file.
+
+The file is streamed through the engine in --segment-ms pieces as if it were live; the
+transcript and the translation are printed as they grow (with the source time at which each
+piece appeared), then the latency figures, and the translated speech is written to OUT.wav.
+Any sample rate and channel count soundfile reads; the source is resampled to 16 kHz.
+By default the shipped model (assets/) is used.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (default: the shipped assets)")
+    g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
+    g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
+    g.add_argument("--data-dir", type=Path, help="its data folder (config.yaml names CMVN and vocoder)")
+    g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
+    g.add_argument("--lag-k", type=int, default=0, help="CTC-gating lag in target tokens (default 0)")
+    g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
+
+
+def load(args, p: argparse.ArgumentParser):
+    """(Resources, PolicyConfig) from the model arguments; checks the shipped assets' checksums."""
+    from .. import assets
+    from ..streaming.engine import PolicyConfig, load_resources
+
+    if args.checkpoint or args.data_dir:
+        if not (args.checkpoint and args.data_dir):
+            p.error("--checkpoint and --data-dir go together")
+        res = load_resources(args.checkpoint, args.data_dir)
+    else:
+        try:
+            root = args.assets or assets.default_assets()
+        except FileNotFoundError as e:
+            p.error(str(e))
+        problems = assets.verify(root)
+        if problems:
+            p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
+        res = load_resources(root / "model" / "checkpoint.pt", root / "model")
+    return res, PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word)
+
+
+def show(res, wav, segment_ms, policy, out_wav: Path = None, indent: str = "  "):
+    """Stream ``wav``; print growth, transcript, translation and latency; write ``out_wav``."""
+    import soundfile as sf
+
+    from ..streaming.replay import replay
+
+    def on_event(ev):
+        parts = []
+        if ev.out.asr.strip():
+            parts.append(f"asr +{ev.out.asr.strip()!r}")
+        if ev.out.words:
+            parts.append(f"translation +{' '.join(ev.out.words)!r}")
+        if ev.out.pcm.size:
+            parts.append(f"speech +{1000 * ev.out.pcm.size / res.vocoder.sample_rate:.0f} ms")
+        if parts:
+            print(f"{indent}[{ev.source_ms:7.0f} ms read, {ev.compute_ms:6.0f} ms compute] " + "; ".join(parts), flush=True)
+
+    r = replay(res, wav, segment_ms, policy, on_event=on_event, speech=res.vocoder is not None)
+    print(f"{indent}transcript : {r.transcript}")
+    print(f"{indent}translation: {r.translation}")
+    for ca in (False, True):
+        lat = r.latency(computation_aware=ca)
+        name = "computation-aware" if ca else "plain"
+        print(f"{indent}latency ({name}): AL {lat['AL']:.0f} ms, StartOffset {lat['StartOffset']:.0f} ms, EndOffset {lat['EndOffset']:.0f} ms")
+    if out_wav is not None and res.vocoder is not None:
+        out_wav.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(out_wav), r.pcm, res.vocoder.sample_rate, subtype="PCM_16")
+        print(f"{indent}speech     : {out_wav} ({len(r.pcm) / res.vocoder.sample_rate:.2f} s)")
+    return r
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="echostream-translate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", type=Path, help="source speech (any sample rate; resampled to 16 kHz)")
+    p.add_argument("output", type=Path, help="where the translated speech goes (16-bit wav)")
+    add_model_args(p)
+    args = p.parse_args(argv)
+    from ..features import AudioError
+    from ..streaming.replay import load_source
+
+    try:
+        wav = load_source(args.input)
+    except AudioError as e:
+        p.error(str(e))
+    res, policy = load(args, p)
+    if res.vocoder is None:
+        p.error("the model's data config names no vocoder: no speech output")
+    print(f"{args.input}: {len(wav) / 16000:.2f} s, {args.segment_ms:g} ms segments")
+    show(res, wav, args.segment_ms, policy, args.output)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

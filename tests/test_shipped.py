@@ -1,0 +1,97 @@
+"""The shipped default under assets/: checksums, size, translation quality floor, the demo and
+echostream-translate as users run them."""
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import sacrebleu
+import soundfile as sf
+import torch
+
+from conftest import REPO, cli, run
+from echostream_fairseq import assets, features
+from echostream_fairseq.streaming.engine import load_resources
+from echostream_fairseq.streaming.replay import replay
+
+ROOT = assets.REPO_ASSETS
+FLOOR = 20.0  # mean sentence BLEU on the bundled examples
+
+
+def test_shipped_checksums_match_and_size_is_bounded():
+    assert assets.verify(ROOT) == []
+    listed = {l.split("  ", 1)[1] for l in (ROOT / assets.MANIFEST).read_text().splitlines()}
+    on_disk = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()} - {assets.MANIFEST, assets.RESULTS}
+    assert listed == on_disk
+    assert assets.total_size(ROOT) <= 25 * 2**20
+    for k in ("offline_bleu", "asr_ctc_wer", "offline_asr_bleu", "stream320_bleu", "stream320_asr_bleu",
+              "stream320_al_ms", "stream320_al_ca_ms", "resynth_wer", "original_wer"):
+        assert k in json.loads((ROOT / assets.RESULTS).read_text())["results"], k
+
+
+def test_a_damaged_asset_is_reported(tmp_path):
+    import shutil
+
+    copy = tmp_path / "assets"
+    shutil.copytree(ROOT, copy)
+    dict_tgt = copy / "model" / "dict_tgt.txt"
+    dict_tgt.write_text(dict_tgt.read_text() + "extra 1\n")
+    (copy / "units" / "kmeans.npy").unlink()
+    problems = assets.verify(copy)
+    assert any(str(dict_tgt) in p and "checksum" in p for p in problems)
+    assert any("kmeans.npy" in p and "missing" in p for p in problems)
+    p = subprocess.run([cli("echostream-translate"), assets.read_examples(ROOT)[0]["src_audio"], tmp_path / "o.wav",
+                        "--assets", copy], capture_output=True, text=True)
+    assert p.returncode == 2 and "damaged" in p.stderr and not (tmp_path / "o.wav").exists()
+
+
+def _mean_sentence_bleu(res, examples):
+    scores = []
+    for ex in examples:
+        r = replay(res, features.read_audio(ex["src_audio"]), 320, speech=False)
+        scores.append(sacrebleu.sentence_bleu(r.translation, [ex["tgt_text"]], lowercase=True).score)
+    return float(np.mean(scores))
+
+
+def test_shipped_model_translates_the_examples_above_a_random_floor():
+    examples = assets.read_examples(ROOT)
+    assert len(examples) >= 3
+    res = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", vocoder=False)
+    shipped = _mean_sentence_bleu(res, examples)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in res.model.parameters():  # same architecture and dictionaries, random weights
+            p.copy_(torch.randn_like(p) * p.float().std().clamp(min=1e-3))
+    random = _mean_sentence_bleu(res, examples)
+    assert random < FLOOR < shipped, (random, shipped)
+
+
+@pytest.mark.slow
+def test_make_demo_streams_the_examples(tmp_path):
+    out = tmp_path / "demo"
+    p = run(["make", "-s", "-C", REPO, "demo", f"DEMO_OUT={out}"])
+    examples = assets.read_examples(ROOT)
+    for ex in examples:
+        assert f"== {ex['id']}" in p.stdout
+        wav, sr = sf.read(out / f"{ex['id']}.wav", dtype="float32")
+        assert sr == 16000 and len(wav) > 8000 and np.abs(wav).max() > 0.05, ex["id"]
+    assert p.stdout.count("translation:") == len(examples)
+    assert p.stdout.count("latency (computation-aware): AL") == len(examples)
+    assert "ms read" in p.stdout  # the translation as it grows, with timestamps
+
+
+def test_translate_cli_takes_any_rate_and_channels(tmp_path):
+    wav = features.read_audio(assets.read_examples(ROOT)[0]["src_audio"])
+    stereo = np.stack([features.resample(wav, 16000, 44100)] * 2, axis=1)
+    sf.write(tmp_path / "in.wav", stereo, 44100)
+    p = run([cli("echostream-translate"), tmp_path / "in.wav", tmp_path / "out.wav", "--segment-ms", 160])
+    assert "44100" not in p.stderr and "translation:" in p.stdout
+    out, sr = sf.read(tmp_path / "out.wav", dtype="float32")
+    assert sr == 16000 and np.abs(out).max() > 0.05
+
+
+def test_translate_cli_names_a_bad_input(tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    p = subprocess.run([cli("echostream-translate"), bad, tmp_path / "out.wav"], capture_output=True, text=True)
+    assert p.returncode == 2 and str(bad) in p.stderr and not (tmp_path / "out.wav").exists()

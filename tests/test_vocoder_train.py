@@ -1,0 +1,96 @@
+"""echostream-train-vocoder: real CLI runs on micro target speech and units made by
+echostream-extract-units; the checkpoints load in fairseq's CodeHiFiGANVocoder."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import cli, run
+from echostream_fairseq.prep.corpus import write_tsv
+
+SMALL = ["--channels", "32", "--embedding-dim", "16", "--resblock-kernels", "3", "--disc-period-width", "4",
+         "--disc-scale-width", "8", "--batch-size", "4", "--segment-frames", "16", "--lr", "1e-3",
+         "--log-interval", "5", "--save-interval", "15", "--threads", "2", "--no-progress-bar"]
+
+
+@pytest.fixture(scope="module")
+def voc_data(micro_data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("vocdata")
+    rows = [l.split("\t") for l in (micro_data / "train.tsv").read_text().splitlines()[1:]]
+    write_tsv(d / "train.tsv", ["id", "tgt_audio"], [[r[0], str(micro_data / "audio" / f"{r[0]}_tgt.wav")] for r in rows])
+    run([cli("echostream-extract-units"), "--lists", d / "train.tsv", "--out", d / "units", "--num-units", 20])
+    return d
+
+
+def _train(voc_data, save_dir, steps, *extra):
+    return run([cli("echostream-train-vocoder"), "--lists", voc_data / "train.tsv", "--units-dir", voc_data / "units",
+                "--num-units", 20, "--save-dir", save_dir, "--max-steps", steps, *SMALL, *extra])
+
+
+def _logged(stderr, key):
+    return {int(m.group(1)): float(m.group(2)) for m in re.finditer(rf"step (\d+) \| g .*?\| {key} ([0-9.]+)", stderr)}
+
+
+@pytest.fixture(scope="module")
+def trained(voc_data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("voc") / "run"
+    first = _train(voc_data, save, 30)
+    return save, first
+
+
+def test_training_lowers_the_losses(trained):
+    _, first = trained
+    mel, dur = _logged(first.stderr, "mel"), _logged(first.stderr, "dur")
+    assert sorted(mel) == [5, 10, 15, 20, 25, 30]
+    assert mel[30] < 0.8 * mel[5], mel
+    assert np.mean([dur[25], dur[30]]) < dur[5], dur
+
+
+def test_checkpoint_is_fairseq_format_and_loads_in_codehifigan(trained, voc_data):
+    from fairseq.models.text_to_speech.vocoder import CodeHiFiGANVocoder
+
+    from echostream_fairseq.vocoder import UnitVocoder
+
+    save, _ = trained
+    cfg = json.loads((save / "config.json").read_text())
+    assert cfg["num_embeddings"] == 20 and cfg["code_hop_size"] == 320
+    g = save / "g_00000030"
+    assert set(torch.load(g, map_location="cpu", weights_only=True)) == {"generator"}
+    fs = CodeHiFiGANVocoder(str(g), cfg)  # fairseq's own loader, unchanged
+    units = torch.tensor([[3, 7, 7, 1, 19, 4]])
+    with torch.no_grad():
+        wav = fs({"code": units.clone()}, dur_prediction=True)
+    dur = UnitVocoder(g, save / "config.json").durations(units[0])
+    assert wav.numel() == int(dur.sum()) * 320
+    assert float(wav.abs().max()) > 0
+
+
+def test_resume_continues_the_step_count(trained, voc_data):
+    save, _ = trained
+    second = _train(voc_data, save, 40)
+    assert "resumed from" in second.stderr and "at step 30" in second.stderr
+    assert sorted(_logged(second.stderr, "mel")) == [35, 40]
+    st = torch.load(save / "state_last.pt", map_location="cpu", weights_only=False)
+    assert st["step"] == 40
+    assert sorted(p.name for p in save.glob("g_*")) == ["g_00000030", "g_00000040"]  # --keep-last 2
+
+
+def test_resume_with_other_sizes_is_an_error(trained, voc_data):
+    save, _ = trained
+    with pytest.raises(AssertionError, match="different generator config"):
+        _train(voc_data, save, 50, "--channels", "48")
+
+
+def test_units_longer_than_the_audio_name_the_file(voc_data, tmp_path):
+    bad_units = tmp_path / "units"
+    bad_units.mkdir()
+    for f in (voc_data / "units").glob("*.npy"):
+        np.save(bad_units / f.name, np.load(f))
+    first_id = (voc_data / "train.tsv").read_text().splitlines()[1].split("\t")[0]
+    victim = bad_units / f"{first_id}.npy"
+    np.save(victim, np.concatenate([np.load(victim), np.zeros(50, dtype=np.int16)]))
+    with pytest.raises(AssertionError, match=re.escape(str(victim))):
+        run([cli("echostream-train-vocoder"), "--lists", voc_data / "train.tsv", "--units-dir", bad_units,
+             "--num-units", 20, "--save-dir", tmp_path / "run", "--max-steps", 1, *SMALL])
