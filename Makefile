@@ -23,11 +23,11 @@ DEMO_OUT ?= runs/demo
 demo: setup
 	$(VENV)/bin/echostream-demo --out $(DEMO_OUT)
 
-# per-chunk cost of the streaming engine vs re-computing the prefix (needs a trained model:
-# CHECKPOINT / DATA / CORPUS default to the toy recipe's outputs)
-CHECKPOINT ?= runs/toy_mini/checkpoint_last.pt
-DATA ?= data/toy/es-en/prepared
-CORPUS ?= data/toy/es-en
+# per-chunk cost of the streaming engine vs re-computing the prefix (default: the shipped model,
+# its example wavs laid end to end)
+CHECKPOINT ?= assets/model/checkpoint.pt
+DATA ?= assets/model
+CORPUS ?= assets/examples/examples.tsv
 bench: setup
 	$(PY) bench/chunk_cost.py --checkpoint $(CHECKPOINT) --data-dir $(DATA) --corpus $(CORPUS)
 

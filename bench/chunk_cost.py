@@ -34,16 +34,16 @@ POINTS_S = (1, 10, 60, 300)
 
 
 def long_stream(corpus: Path, seconds: float) -> np.ndarray:
+    """Source utterances of a list file (or of a corpus folder's test/dev/train lists), end to end."""
     wavs, total = [], 0
-    rows = []
-    for split in ("test", "dev", "train"):
-        if (corpus / f"{split}.tsv").is_file():
-            rows += read_list(corpus / f"{split}.tsv")
+    lists = [corpus] if corpus.is_file() else [corpus / f"{s}.tsv" for s in ("test", "dev", "train") if (corpus / f"{s}.tsv").is_file()]
+    rows = [(lst.parent, r) for lst in lists for r in read_list(lst)]
     if not rows:
         raise FileNotFoundError(f"no list files in {corpus}")
     i = 0
     while total < seconds * features.SAMPLE_RATE:
-        w = features.read_audio(corpus / rows[i % len(rows)]["src_audio"])
+        root, row = rows[i % len(rows)]
+        w = features.read_audio(root / row["src_audio"])
         wavs.append(w)
         total += len(w)
         i += 1
@@ -74,9 +74,10 @@ def baseline_chunk(res, prefix: np.ndarray, committed, encoder_only: bool) -> fl
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", type=Path, default=Path("runs/toy_mini/checkpoint_last.pt"))
-    p.add_argument("--data-dir", type=Path, default=Path("data/toy/es-en/prepared"))
-    p.add_argument("--corpus", type=Path, default=Path("data/toy/es-en"), help="toy corpus folder with list files")
+    p.add_argument("--checkpoint", type=Path, default=Path("assets/model/checkpoint.pt"), help="default: the shipped model")
+    p.add_argument("--data-dir", type=Path, default=Path("assets/model"))
+    p.add_argument("--corpus", type=Path, default=Path("assets/examples/examples.tsv"),
+                   help="a list file, or a corpus folder with {test,dev,train}.tsv (default: the shipped examples)")
     p.add_argument("--seconds", type=float, default=max(POINTS_S) + 2)
     p.add_argument("--repeats", type=int, default=3, help="chunks timed at each point")
     p.add_argument("--vocoder-checkpoint", type=Path, help="default: the data config's vocoder")

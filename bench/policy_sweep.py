@@ -1,0 +1,63 @@
+"""Latency-quality of the streaming policy on a dev set: one row per (lag k, stride n, whole-word).
+
+Every utterance of the list is replayed through the engine (text only) in --segment-ms pieces;
+the table gives lower-cased BLEU (13a) and mean AL / StartOffset in ms (SimulEval's AL on the
+words' source times, non-computation-aware). This is how PolicyConfig's defaults were chosen:
+the lowest AL whose BLEU is within --bleu-tolerance of the best row.
+
+    python bench/policy_sweep.py --checkpoint CKPT --data-dir DATA --list data/toy/es-en/dev.tsv
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from echostream_fairseq import features
+from echostream_fairseq.evaluation.recipe import bleu
+from echostream_fairseq.prep.corpus import read_list
+from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
+from echostream_fairseq.streaming.replay import replay
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", type=Path, required=True)
+    p.add_argument("--data-dir", type=Path, required=True)
+    p.add_argument("--list", type=Path, required=True, help="corpus list (src_audio, tgt_text)")
+    p.add_argument("--limit", type=int, default=100, help="first N utterances of the list (default 100)")
+    p.add_argument("--segment-ms", type=float, default=320)
+    p.add_argument("--lags", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--strides", type=int, nargs="+", default=[1])
+    p.add_argument("--bleu-tolerance", type=float, default=1.0)
+    args = p.parse_args(argv)
+
+    res = load_resources(args.checkpoint, args.data_dir, vocoder=False)
+    rows = read_list(args.list)[: args.limit]
+    wavs = [features.read_audio(args.list.parent / r["src_audio"]) for r in rows]
+    refs = [r["tgt_text"] for r in rows]
+    table = []
+    for lag, stride, whole in itertools.product(args.lags, args.strides, (True, False)):
+        pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole)
+        hyps, al, so = [], [], []
+        for w in tqdm(wavs, desc=f"k={lag} n={stride} whole_word={whole}", leave=False):
+            r = replay(res, w, args.segment_ms, pol, speech=False)
+            lat = r.latency()
+            hyps.append(r.translation)
+            al.append(lat["AL"])
+            so.append(lat["StartOffset"])
+        table.append((lag, stride, whole, bleu(hyps, refs), float(np.nanmean(al)), float(np.nanmean(so))))
+    print(f"{len(rows)} utterances of {args.list}, {args.segment_ms:g} ms segments\n")
+    print("| lag k | stride n | whole-word | BLEU | AL ms | StartOffset ms |\n|---|---|---|---|---|---|")
+    for lag, stride, whole, b, a, s in table:
+        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} | {a:.0f} | {s:.0f} |")
+    best = max(t[3] for t in table)
+    pick = min((t for t in table if t[3] >= best - args.bleu_tolerance), key=lambda t: t[4])
+    print(f"\nlowest AL within {args.bleu_tolerance} BLEU of the best: lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")
+
+
+if __name__ == "__main__":
+    main()
