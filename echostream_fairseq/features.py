@@ -6,6 +6,7 @@ produces exactly the same frames from samples that arrive in arbitrary chunks.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional, Union
 
@@ -53,6 +54,42 @@ def resample(wav: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE) -> np.nda
     import torchaudio.functional as AF
 
     return AF.resample(torch.from_numpy(np.ascontiguousarray(wav)), orig_sr, new_sr).numpy()
+
+
+class StreamingResampler:
+    """Chunk-by-chunk resampling equal to :func:`resample` of the whole signal (same windowed
+    sinc): an output sample is released once the input under its kernel has arrived; the
+    remaining ones come with ``final=True``. Memory stays bounded by one chunk + the kernel."""
+
+    WIDTH = 6  # torchaudio's default lowpass_filter_width
+
+    def __init__(self, orig_sr: int, new_sr: int = SAMPLE_RATE):
+        if orig_sr <= 0 or new_sr <= 0:
+            raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
+        g = math.gcd(orig_sr, new_sr)
+        self.orig, self.new = orig_sr, new_sr
+        self.a, self.b = orig_sr // g, new_sr // g  # a input samples <-> b output samples
+        self.half = int(math.ceil(self.WIDTH * self.a / min(self.a, self.b))) + 1  # kernel half-width in input samples
+        self.buf = np.zeros(0, dtype=np.float32)
+        self.done = 0  # outputs of the current buffer already released
+
+    def accept(self, samples: np.ndarray, final: bool = False) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if self.orig == self.new:
+            return samples
+        self.buf = np.concatenate([self.buf, samples])
+        total = -(-len(self.buf) * self.b // self.a)  # what resample() of the buffer returns
+        ready = total if final else max(0, (len(self.buf) - self.half) * self.b // self.a)
+        if ready <= self.done:
+            return np.zeros(0, dtype=np.float32)
+        y = resample(self.buf, self.orig, self.new)[self.done : ready]
+        self.done = ready
+        # drop whole periods of input that no unreleased output needs
+        drop = max(0, self.done * self.a // self.b - self.half) // self.a * self.a
+        if drop:
+            self.buf = self.buf[drop:]
+            self.done -= drop * self.b // self.a
+        return y.astype(np.float32)
 
 
 def _fbank_frames(samples: torch.Tensor) -> torch.Tensor:

@@ -34,6 +34,28 @@ def test_online_fbank_equals_offline_for_uneven_chunks():
     assert np.abs(got - offline).max() < 1e-3  # log-mel values of magnitude ~10
 
 
+@pytest.mark.parametrize("sr", [8000, 22050, 44100, 48000])
+def test_streaming_resampler_equals_whole_signal_resampling(sr):
+    rng = np.random.default_rng(sr)
+    x = (0.3 * rng.standard_normal(int(sr * 1.7))).astype(np.float32)
+    r = features.StreamingResampler(sr)
+    outs, i, held = [], 0, 0
+    while i < len(x):
+        n = int(rng.integers(1, 4000))
+        outs.append(r.accept(x[i : i + n]))
+        i += n
+        held = max(held, len(r.buf))
+    outs.append(r.accept(np.zeros(0, dtype=np.float32), final=True))
+    y, ref = np.concatenate(outs), features.resample(x, sr)
+    assert len(y) == len(ref) and np.abs(y - ref).max() < 1e-5
+    assert held < 4000 + 4 * r.half + 2 * r.a  # bounded: one chunk + kernel, not the whole signal
+
+
+def test_streaming_resampler_rejects_bad_rates():
+    with pytest.raises(ValueError, match="positive"):
+        features.StreamingResampler(0)
+
+
 @pytest.mark.parametrize(
     "S,R,L,M",
     [(4, 1, 8, 0), (8, 2, 32, 0), (8, 0, 16, 4), (3, 2, 0, 0), (6, 1, 12, 2)],

@@ -52,6 +52,7 @@ class _EchoStreamAgent:
     def reset(self):
         super().reset()
         self.session = StreamingSession(self.res, self.policy_cfg, speech=self.speech_output, translate=self.translate)
+        self.resampler = None  # created on the first segment, from the source's sample rate
         self.consumed = 0
 
     def _setup(self, args):
@@ -77,7 +78,10 @@ class _EchoStreamAgent:
         new = np.asarray(st.source[self.consumed :], dtype=np.float32)
         self.consumed = len(st.source)
         sr = st.source_sample_rate or features.SAMPLE_RATE
-        out = self.session.step(features.resample(new, sr)) if new.size else StepOutput()
+        if self.resampler is None or self.resampler.orig != sr:
+            self.resampler = features.StreamingResampler(sr)
+        new = self.resampler.accept(new, final=st.source_finished)
+        out = self.session.step(new) if new.size else StepOutput()
         if st.source_finished and not self.session.finished:
             end = self.session.finish()
             out = StepOutput(out.asr + end.asr, out.words + end.words, out.units + end.units, np.concatenate([out.pcm, end.pcm]), True)
