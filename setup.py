@@ -6,7 +6,7 @@ setup(
     description="Streaming speech-to-speech translation: a fairseq plugin with an Emformer S2ST model, "
     "multitask training and SimulEval agents",
     packages=find_packages(include=["echostream_fairseq", "echostream_fairseq.*"]),
-    package_data={"echostream_fairseq": ["configs/*.yaml"]},
+    package_data={"echostream_fairseq": ["configs/*.yaml", "server/static/*"]},
     python_requires=">=3.10",
     # the fairseq package comes from `fairseq-fixed` (see DESIGN.md §2); never require `fairseq`
     install_requires=[
@@ -37,6 +37,8 @@ setup(
             "echostream-translate=echostream_fairseq.cli.translate:main",
             "echostream-export-assets=echostream_fairseq.cli.export_assets:main",
             "echostream-score=echostream_fairseq.evaluation.recipe:main",
+            "echostream-serve=echostream_fairseq.cli.serve:main",
+            "echostream-client=echostream_fairseq.cli.client:main",
         ]
     },
 )

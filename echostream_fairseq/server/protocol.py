@@ -1,0 +1,114 @@
+"""The WebSocket protocol of ``WS /ws`` (also served as JSON at ``GET /protocol``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+FORMATS = {"s16le": 2, "f32le": 4}  # bytes per sample
+OUTPUTS = ("asr", "translation", "speech")
+MAX_SAMPLE_RATE = 384_000
+
+PROTOCOL = {
+    "endpoint": "/ws",
+    "client_to_server": {
+        "start": {
+            "type": "start",
+            "sample_rate": "int, Hz of the PCM you send (1..384000); resampled to 16 kHz by the server",
+            "format": "'s16le' (little-endian int16) or 'f32le' (little-endian float32 in [-1, 1])",
+            "channels": "int, interleaved channels (averaged to mono); default 1",
+            "segment_ms": "int, source per engine step (latency/cost trade-off); default 320",
+            "outputs": "list of 'asr', 'translation', 'speech'; default all",
+        },
+        "binary frames": "raw PCM in the declared format, whole samples of all channels per frame, after 'start'",
+        "end": {"type": "end"},
+    },
+    "server_to_client": {
+        "ready": {"type": "ready", "session": "id", "output_audio": {"sample_rate": 16000, "format": "s16le", "channels": 1},
+                  "segment_ms": "effective segment"},
+        "asr": {"type": "asr", "text": "new transcript text", "transcript": "the transcript so far"},
+        "translation": {"type": "translation", "words": "newly complete target words", "text": "the translation so far"},
+        "binary frames": "translated speech, in the 'output_audio' format of 'ready'",
+        "latency": {"type": "latency", "source_ms": "source received when this output was produced",
+                    "compute_ms": "engine time spent on this session so far"},
+        "done": {"type": "done", "transcript": "...", "translation": "...",
+                 "latency": {"AL": "ms", "StartOffset": "ms", "EndOffset": "ms", "AL_CA": "ms (computation-aware)"}},
+        "error": {"type": "error", "code": "one of the codes below", "message": "what was wrong"},
+    },
+    "error_codes": {
+        "bad_json": "a text message that is not a JSON object",
+        "unknown_type": "a JSON message whose 'type' is not start/end",
+        "not_started": "binary or 'end' before 'start'",
+        "already_started": "a second 'start'",
+        "bad_start": "a 'start' field out of range (sample_rate, format, channels, segment_ms, outputs)",
+        "bad_frame": "a binary frame that is not whole samples of the declared format and channels",
+        "frame_too_large": "a binary frame over the server's max_frame_bytes",
+        "session_too_long": "more source than the server's max_session_seconds",
+        "busy": "the server already runs max_sessions sessions; try later",
+        "internal": "the engine failed on this session (the server keeps serving others)",
+    },
+    "close_codes": {"1000": "done", "1008": "protocol error (after an 'error' message)", "1013": "busy", "1011": "internal"},
+}
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, close_code: int = 1008):
+        super().__init__(message)
+        self.code, self.message, self.close_code = code, message, close_code
+
+
+@dataclass
+class Start:
+    sample_rate: int
+    format: str
+    channels: int
+    segment_ms: int
+    outputs: List[str]
+
+    @property
+    def frame_bytes(self) -> int:
+        return FORMATS[self.format] * self.channels
+
+
+def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int) -> Start:
+    def field(name, kind, default=None):
+        v = msg.get(name, default)
+        if v is None:
+            raise ProtocolError("bad_start", f"'start' needs '{name}'")
+        if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ProtocolError("bad_start", f"'{name}' must be an integer, got {v!r}")
+        return v
+
+    sr = field("sample_rate", int)
+    if not 1 <= sr <= MAX_SAMPLE_RATE:
+        raise ProtocolError("bad_start", f"sample_rate {sr} is outside 1..{MAX_SAMPLE_RATE} Hz")
+    fmt = field("format", str, "s16le")
+    if fmt not in FORMATS:
+        raise ProtocolError("bad_start", f"format {fmt!r} is not one of {sorted(FORMATS)}")
+    ch = field("channels", int, 1)
+    if not 1 <= ch <= 8:
+        raise ProtocolError("bad_start", f"channels {ch} is outside 1..8")
+    seg = field("segment_ms", int, default_segment_ms)
+    if not 20 <= seg <= max_segment_ms:
+        raise ProtocolError("bad_start", f"segment_ms {seg} is outside 20..{max_segment_ms}")
+    outs = msg.get("outputs", list(OUTPUTS))
+    if not isinstance(outs, list) or not outs or any(o not in OUTPUTS for o in outs):
+        raise ProtocolError("bad_start", f"outputs must be a non-empty list drawn from {list(OUTPUTS)}, got {outs!r}")
+    return Start(sr, fmt, ch, seg, outs)
+
+
+def decode_frame(data: bytes, start: Optional[Start]):
+    """PCM bytes -> float32 mono samples at the declared rate."""
+    import numpy as np
+
+    if start is None:
+        raise ProtocolError("not_started", "binary frame before 'start'")
+    if len(data) % start.frame_bytes:
+        raise ProtocolError("bad_frame", f"{len(data)} bytes is not a whole number of {start.format} samples x {start.channels} channels "
+                                         f"({start.frame_bytes} bytes each)")
+    if start.format == "s16le":
+        x = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
+    else:
+        x = np.frombuffer(data, dtype="<f4").astype(np.float32)
+        if not np.all(np.isfinite(x)):
+            raise ProtocolError("bad_frame", "f32le frame holds NaN or infinite samples")
+    return x.reshape(-1, start.channels).mean(axis=1) if start.channels > 1 else x

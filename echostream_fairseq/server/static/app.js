@@ -1,0 +1,104 @@
+// EchoStream web page: microphone or file -> 16 kHz s16le over /ws; text and speech back.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const RATE = 16000;
+let ws = null, ctx = null, stream = null, node = null, playAt = 0, audioMs = 0, down = null;
+
+function status(s) { $("status").textContent = s; }
+
+// Downsampler: box-filter average over each output period (anti-aliasing) with a fractional phase.
+function makeDownsampler(inRate) {
+  const step = inRate / RATE;
+  let acc = 0, n = 0, pos = 0;
+  return (x) => {
+    const out = [];
+    for (let i = 0; i < x.length; i++) {
+      acc += x[i]; n++; pos += 1;
+      if (pos >= step) { out.push(acc / n); acc = 0; n = 0; pos -= step; }
+    }
+    return Float32Array.from(out);
+  };
+}
+
+function toS16(x) {
+  const b = new Int16Array(x.length);
+  for (let i = 0; i < x.length; i++) b[i] = Math.max(-32768, Math.min(32767, Math.round(x[i] * 32768)));
+  return b.buffer;
+}
+
+function playPcm(buf) {
+  const s = new Int16Array(buf);
+  audioMs += 1000 * s.length / RATE;
+  $("audio-ms").textContent = Math.round(audioMs);
+  if (!ctx) return;
+  const ab = ctx.createBuffer(1, s.length, RATE);
+  const ch = ab.getChannelData(0);
+  for (let i = 0; i < s.length; i++) ch[i] = s[i] / 32768;
+  const src = ctx.createBufferSource();
+  src.buffer = ab; src.connect(ctx.destination);
+  playAt = Math.max(playAt, ctx.currentTime);
+  src.start(playAt); playAt += ab.duration;
+}
+
+function open(onReady) {
+  $("transcript").textContent = ""; $("translation").textContent = "";
+  audioMs = 0; $("audio-ms").textContent = "0"; $("latency").textContent = "–";
+  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  ws.binaryType = "arraybuffer";
+  ws.onopen = () => ws.send(JSON.stringify({ type: "start", sample_rate: RATE, format: "s16le", channels: 1,
+                                              segment_ms: parseInt($("segment").value, 10) }));
+  ws.onmessage = (m) => {
+    if (typeof m.data !== "string") { playPcm(m.data); return; }
+    const ev = JSON.parse(m.data);
+    if (ev.type === "ready") { status("streaming"); onReady(); }
+    else if (ev.type === "asr") $("transcript").textContent = ev.transcript;
+    else if (ev.type === "translation") $("translation").textContent = ev.text;
+    else if (ev.type === "latency") $("latency").textContent = `${Math.round(ev.source_ms)} ms heard, ${Math.round(ev.compute_ms)} ms compute`;
+    else if (ev.type === "done") {
+      const l = ev.latency;
+      $("latency").textContent = `AL ${Math.round(l.AL)} ms (computation-aware ${Math.round(l.AL_CA)} ms)`;
+      status("done");
+    } else if (ev.type === "error") status(`error ${ev.code}: ${ev.message}`);
+  };
+  ws.onclose = () => { if ($("status").textContent === "streaming") status("closed"); };
+  ws.onerror = () => status("connection error");
+}
+
+async function startRecording() {
+  ctx = ctx || new AudioContext();
+  await ctx.resume();
+  stream = await navigator.mediaDevices.getUserMedia({ audio: { channelCount: 1, echoCancellation: false } });
+  await ctx.audioWorklet.addModule("/static/recorder-worklet.js");
+  down = makeDownsampler(ctx.sampleRate);
+  open(() => {
+    const src = ctx.createMediaStreamSource(stream);
+    node = new AudioWorkletNode(ctx, "recorder");
+    node.port.onmessage = (e) => { if (ws && ws.readyState === 1) { const y = down(e.data); if (y.length) ws.send(toS16(y)); } };
+    src.connect(node);
+  });
+  $("record").textContent = "■ Stop"; $("record").classList.add("recording");
+}
+
+function stopRecording() {
+  if (node) { node.disconnect(); node = null; }
+  if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; }
+  if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "end" }));
+  $("record").textContent = "● Record"; $("record").classList.remove("recording");
+  status("finishing");
+}
+
+$("record").onclick = () => (stream ? stopRecording() : startRecording().catch((e) => status(`microphone: ${e.message}`)));
+
+$("file").onchange = async (e) => {
+  const f = e.target.files[0];
+  if (!f) return;
+  ctx = ctx || new AudioContext();
+  await ctx.resume();
+  const audio = await ctx.decodeAudioData(await f.arrayBuffer());
+  const x = makeDownsampler(audio.sampleRate)(audio.getChannelData(0));
+  open(() => {
+    for (let i = 0; i < x.length; i += RATE / 10) ws.send(toS16(x.subarray(i, i + RATE / 10)));
+    ws.send(JSON.stringify({ type: "end" }));
+    status("finishing");
+  });
+};

@@ -1,0 +1,218 @@
+"""A real `echostream-serve` (uvicorn) on a free localhost port, real websockets clients."""
+import asyncio
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+import soundfile as sf
+import websockets
+
+from conftest import cli
+from echostream_fairseq import assets, features
+from echostream_fairseq.cli.client import stream, to_s16le
+from echostream_fairseq.streaming.engine import load_resources
+from echostream_fairseq.streaming.replay import load_source, replay
+
+pytestmark = pytest.mark.slow
+ROOT = assets.REPO_ASSETS
+MAX_FRAME = 65536
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
+    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--max-sessions", "4", "--max-frame-bytes", str(MAX_FRAME),
+                          "--max-session-seconds", "30", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if get(base + "/health")["status"] == "ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+        assert p.poll() is None, open(log.name).read()[-3000:]
+    yield base, f"ws://127.0.0.1:{port}/ws"
+    p.terminate()
+    p.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def res():
+    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model")
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return assets.read_examples(ROOT)
+
+
+def wait_sessions(base, n=0):
+    for _ in range(100):
+        h = get(base + "/health")
+        if h["sessions"] == n:
+            return h
+        time.sleep(0.1)
+    raise AssertionError(f"sessions stayed at {h['sessions']}, expected {n}")
+
+
+def _pcm(pcm_bytes):
+    return np.frombuffer(pcm_bytes, dtype="<i2").astype(np.float32) / 32768
+
+
+def test_health_config_protocol_and_page(server):
+    base, _ = server
+    h = get(base + "/health")
+    assert h["status"] == "ok" and h["ready"] is True and h["sessions"] == 0
+    cfg = get(base + "/config")
+    assert cfg["limits"]["max_sessions"] == 4 and cfg["output_audio"]["sample_rate"] == 16000
+    proto = get(base + "/protocol")
+    assert {"start", "end"} <= set(proto["client_to_server"]) and "busy" in proto["error_codes"]
+    page = urllib.request.urlopen(base + "/", timeout=10).read().decode()
+    assert 'id="record"' in page and "/static/app.js" in page
+    for path in ("/", "/static/app.js", "/static/recorder-worklet.js", "/static/style.css"):
+        text = urllib.request.urlopen(base + path, timeout=10).read().decode()
+        assert not re.search(r"https?://", text), path  # nothing fetched from elsewhere
+
+
+def test_stream_equals_the_engine_on_the_same_audio(server, res, examples):
+    _, url = server
+    ex = examples[0]
+    wav = features.read_audio(ex["src_audio"])
+    events, pcm, done = asyncio.run(stream(url, wav, 16000, 320))
+    ref = replay(res, wav, 320)
+    assert done["translation"] == ref.translation and done["transcript"] == ref.transcript
+    assert [w for e in events if e["type"] == "translation" for w in e["words"]] == [w for e in ref.events for w in e.out.words]
+    got = _pcm(pcm)
+    assert len(got) == len(ref.pcm) and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3
+    assert done["latency"]["AL"] == pytest.approx(ref.latency()["AL"])
+
+
+def test_any_rate_and_channels_are_resampled(server, res, examples, tmp_path):
+    _, url = server
+    wav16 = features.read_audio(examples[1]["src_audio"])
+    f = tmp_path / "stereo44k.wav"
+    sf.write(f, np.stack([features.resample(wav16, 16000, 44100)] * 2, 1), 44100, subtype="FLOAT")
+    x, sr = sf.read(f, dtype="float32")
+
+    async def go():
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send(json.dumps({"type": "start", "sample_rate": sr, "format": "f32le", "channels": 2}))
+            assert json.loads(await ws.recv())["type"] == "ready"
+            for i in range(0, len(x), 4410):
+                await ws.send(x[i : i + 4410].astype("<f4").tobytes())
+            await ws.send(json.dumps({"type": "end"}))
+            return [json.loads(m) for m in [m async for m in ws] if isinstance(m, str)][-1]
+
+    done = asyncio.run(go())
+    assert done["type"] == "done"
+    assert done["translation"] == replay(res, load_source(f), 320, speech=False).translation
+
+
+def test_four_clients_at_once_get_their_own_results(server, examples):
+    base, url = server
+    wavs = [features.read_audio(ex["src_audio"]) for ex in examples[:4]]
+    single = [asyncio.run(stream(url, w, 16000, 320))[2] for w in wavs]
+
+    async def timed(w):
+        t0 = time.perf_counter()
+        ev, pcm, done = await stream(url, w, 16000, 320, realtime=True)
+        return t0, time.perf_counter(), done
+
+    async def all_four():
+        return await asyncio.gather(*(timed(w) for w in wavs))
+
+    t0 = time.perf_counter()
+    runs = asyncio.run(all_four())
+    wall = time.perf_counter() - t0
+    for (_, _, done), ref in zip(runs, single):
+        assert done["translation"] == ref["translation"] and done["transcript"] == ref["transcript"]
+    audio_s = sum(len(w) for w in wavs) / 16000
+    assert max(r[0] for r in runs) < min(r[1] for r in runs)  # all four sessions were open at one time
+    assert wall < 0.75 * audio_s, (wall, audio_s)  # paced at real time, run one after another they take audio_s
+    wait_sessions(base, 0)
+
+
+async def _expect_error(url, *messages, code):
+    async with websockets.connect(url, max_size=None) as ws:
+        for m in messages:
+            await ws.send(m)
+        replies = []
+        try:
+            while True:
+                replies.append(await ws.recv())
+        except websockets.ConnectionClosed:
+            pass
+        err = json.loads(replies[-1])
+        assert err["type"] == "error" and err["code"] == code, replies
+        assert ws.close_code in (1008, 1013)
+        return err
+
+
+START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
+
+
+@pytest.mark.parametrize("messages,code", [
+    ([b"\x00\x01" * 100], "not_started"),
+    (["{not json"], "bad_json"),
+    (["[1, 2]"], "bad_json"),
+    ([json.dumps({"type": "pause"})], "unknown_type"),
+    ([json.dumps({"type": "end"})], "not_started"),
+    ([START, b"\x00\x01\x02"], "bad_frame"),
+    ([json.dumps({"type": "start", "sample_rate": 0, "format": "s16le"})], "bad_start"),
+    ([json.dumps({"type": "start", "sample_rate": 10_000_000, "format": "s16le"})], "bad_start"),
+    ([json.dumps({"type": "start", "sample_rate": 16000, "format": "mp3"})], "bad_start"),
+    ([START, START], "already_started"),
+    ([START, b"\x00" * (MAX_FRAME + 2)], "frame_too_large"),
+])
+def test_faults_get_a_clear_error_and_the_server_keeps_serving(server, examples, messages, code):
+    base, url = server
+    err = asyncio.run(_expect_error(url, *messages, code=code))
+    assert err["message"]
+    assert wait_sessions(base, 0)["status"] == "ok"
+    wav = features.read_audio(examples[0]["src_audio"])[:16000]
+    assert asyncio.run(stream(url, wav, 16000, 320))[2]["type"] == "done"
+
+
+def test_too_long_a_session_is_refused(server):
+    _, url = server
+    second = (np.zeros(16000, dtype="<i2")).tobytes()
+    asyncio.run(_expect_error(url, START, *[second] * 31, code="session_too_long"))
+
+
+def test_more_sessions_than_the_limit_are_busy_and_vanishing_clients_leak_nothing(server, examples):
+    base, url = server
+    wav = features.read_audio(examples[0]["src_audio"])
+
+    async def go():
+        held = []
+        for _ in range(4):
+            ws = await websockets.connect(url, max_size=None)
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(to_s16le(wav[:8000]))
+            held.append(ws)
+        assert get(base + "/health")["sessions"] == 4
+        await _expect_error(url, START, code="busy")
+        for ws in held:  # vanish mid-stream: no 'end', the TCP connection just drops
+            ws.transport.abort()
+        await asyncio.to_thread(wait_sessions, base, 0)
+        return await stream(url, wav, 16000, 320)
+
+    assert asyncio.run(go())[2]["type"] == "done"
