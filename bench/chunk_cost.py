@@ -83,6 +83,8 @@ def main(argv=None):
     p.add_argument("--vocoder-checkpoint", type=Path, help="default: the data config's vocoder")
     p.add_argument("--vocoder-config", type=Path)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pause-ms", type=float, help="close a sentence after this much silence (PolicyConfig.pause_ms; default: "
+                                                   "one sentence for the whole stream)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for path, hint in ((args.checkpoint, "train a model (examples/toy_es_en) or pass --checkpoint"), (args.data_dir, "pass --data-dir")):
@@ -106,7 +108,8 @@ def main(argv=None):
     marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + args.repeats <= n_chunks}
 
     # the engine streams the whole audio; at each mark a few chunks are timed
-    policy = PolicyConfig(max_len_b=10**9)  # a long stream is not cut by the sentence length limit
+    # without sentence boundaries a long stream is one sentence, not cut by the length limit
+    policy = PolicyConfig(max_len_b=10**9, pause_ms=args.pause_ms)
     session = StreamingSession(res, policy)
     enc_only = StreamingSession(res, policy, speech=False, translate=False)
     timed = {s: {"engine": [], "enc": [], "committed": None} for s in marks.values()}
@@ -135,7 +138,8 @@ def main(argv=None):
         base = [baseline_chunk(res, prefix, t["committed"], False) for _ in range(args.repeats)]
         rows.append((s, 1000 * np.median(t["enc"]), 1000 * np.median(base_enc), 1000 * np.median(t["engine"]), 1000 * np.median(base), len(t["committed"])))
 
-    print(f"per-chunk wall time (median of {args.repeats} chunks of {CHUNK_MS} ms), {args.threads} threads, {args.checkpoint}")
+    print(f"per-chunk wall time (median of {args.repeats} chunks of {CHUNK_MS} ms), {args.threads} threads, {args.checkpoint}, "
+          f"sentence boundaries: {'after %g ms pauses (%d closed)' % (args.pause_ms, session.count.sentences) if args.pause_ms else 'off'}")
     print(f"{'position':>9} | {'encoder ours':>12} | {'encoder prefix':>14} | {'engine ours':>11} | {'prefix baseline':>15} | tokens committed")
     for s, e, be, g, b, n in rows:
         print(f"{s:>8}s | {e:>9.1f} ms | {be:>11.1f} ms | {g:>8.1f} ms | {b:>12.1f} ms | {n}")

@@ -15,7 +15,7 @@ import websockets
 from conftest import cli
 from echostream_fairseq import assets, features
 from echostream_fairseq.cli.client import stream, to_s16le
-from echostream_fairseq.streaming.engine import load_resources
+from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
 from echostream_fairseq.streaming.replay import load_source, replay
 
 pytestmark = pytest.mark.slow
@@ -91,12 +91,16 @@ def test_health_config_protocol_and_page(server):
         assert not re.search(r"https?://", text), path  # nothing fetched from elsewhere
 
 
+def _policy(base):
+    return PolicyConfig(**get(base + "/config")["policy"])  # what the server runs
+
+
 def test_stream_equals_the_engine_on_the_same_audio(server, res, examples):
-    _, url = server
+    base, url = server
     ex = examples[0]
     wav = features.read_audio(ex["src_audio"])
     events, pcm, done = asyncio.run(stream(url, wav, 16000, 320))
-    ref = replay(res, wav, 320)
+    ref = replay(res, wav, 320, _policy(base))
     assert done["translation"] == ref.translation and done["transcript"] == ref.transcript
     assert [w for e in events if e["type"] == "translation" for w in e["words"]] == [w for e in ref.events for w in e.out.words]
     got = _pcm(pcm)
@@ -105,7 +109,7 @@ def test_stream_equals_the_engine_on_the_same_audio(server, res, examples):
 
 
 def test_any_rate_and_channels_are_resampled(server, res, examples, tmp_path):
-    _, url = server
+    base, url = server
     wav16 = features.read_audio(examples[1]["src_audio"])
     f = tmp_path / "stereo44k.wav"
     sf.write(f, np.stack([features.resample(wav16, 16000, 44100)] * 2, 1), 44100, subtype="FLOAT")
@@ -122,7 +126,7 @@ def test_any_rate_and_channels_are_resampled(server, res, examples, tmp_path):
 
     done = asyncio.run(go())
     assert done["type"] == "done"
-    assert done["translation"] == replay(res, load_source(f), 320, speech=False).translation
+    assert done["translation"] == replay(res, load_source(f), 320, _policy(base), speech=False).translation
 
 
 def test_four_clients_at_once_get_their_own_results(server, examples):

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-def add_model_args(p: argparse.ArgumentParser) -> None:
+def add_model_args(p: argparse.ArgumentParser, pause_default=None) -> None:
     g = p.add_argument_group("model (default: the shipped assets)")
     g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
     g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
@@ -19,6 +19,9 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
     g.add_argument("--lag-k", type=int, default=0, help="CTC-gating lag in target tokens (default 0)")
     g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
+    g.add_argument("--pause-ms", type=float, default=pause_default,
+                   help="close a sentence after this much silence and reset its state, for long talks "
+                        f"(default: {pause_default or 'off, one sentence'})")
 
 
 def load(args, p: argparse.ArgumentParser):
@@ -39,7 +42,11 @@ def load(args, p: argparse.ArgumentParser):
         if problems:
             p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
         res = load_resources(root / "model" / "checkpoint.pt", root / "model")
-    return res, PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word)
+    try:
+        policy = PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word, pause_ms=args.pause_ms)
+    except ValueError as e:
+        p.error(str(e))
+    return res, policy
 
 
 def show(res, wav, segment_ms, policy, out_wav: Path = None, indent: str = "  "):

@@ -19,6 +19,12 @@ Policy (``PolicyConfig``):
   starts a new word, or at the end of the source.
 * A decoder step whose argmax is end-of-sentence before the source has ended is a stop
   decision: the step is rolled back and the token is decoded again when more speech is there.
+* Sentence boundaries (``pause_ms``): after that much silence (10 ms blocks under
+  ``silence_db`` dBFS RMS) following transcribed speech, the
+  sentence is closed as if its source had ended (translation, units and speech flushed), and the
+  per-sentence state is reset -- encoder-frame window, cross-attention keys/values, CTC
+  prefixes, MT incremental state, unit caches, vocoder tail -- while the Emformer state carries
+  on. The cost of a chunk then depends on the current sentence only, not on the talk.
 """
 from __future__ import annotations
 
@@ -33,10 +39,12 @@ import torch
 from .. import features
 from ..decoding import ctc_collapse, unit_ids
 from ..models.echostream import ctc_blank
+from ..models.encoder import REDUCTION
 from ..vocoder import UnitVocoder
 from .vocoder_sync import VocoderStream
 
 WORD_START = "\u2581"
+FRAME_MS = features.FRAME_SHIFT_MS * REDUCTION  # one encoder frame
 
 
 class GrowingTensor:
@@ -76,10 +84,14 @@ class PolicyConfig:
     max_len_a: float = 0.0
     max_len_b: int = 200
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
+    pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
+    silence_db: float = -45.0  # RMS level (dBFS) under which a 10 ms block counts as silence
 
     def __post_init__(self):
         if self.lag_k < 0 or self.stride_n < 1:
             raise ValueError(f"lag_k must be >= 0 and stride_n >= 1, got {self.lag_k}, {self.stride_n}")
+        if self.pause_ms is not None and self.pause_ms <= 0:
+            raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
 
 
 @dataclass
@@ -145,6 +157,7 @@ class Counters:
     mt_steps: int = 0
     stop_decisions: int = 0
     unit_decoder_tokens: int = 0
+    sentences: int = 0  # sentences closed at a pause
 
 
 class StreamingSession:
@@ -154,6 +167,17 @@ class StreamingSession:
         self.policy = policy or PolicyConfig()
         self.front = features.OnlineFrontEnd(res.cmvn)
         self.enc_state = self.m.encoder.init_state()
+        self.speech = speech and res.vocoder is not None
+        self.translate = translate  # False: transcript only (streaming ASR), no MT work at all
+        self.finished = False
+        self.count = Counters()
+        self._silence_ms = 0.0  # trailing silence of the source heard so far
+        self.done_transcripts: List[str] = []  # closed sentences
+        self.done_translations: List[str] = []
+        self._new_sentence()
+
+    def _new_sentence(self) -> None:
+        """The per-sentence state (everything but the front end and the Emformer state)."""
         self.enc_frames: Optional[GrowingTensor] = None
         self._kv: Dict[int, tuple] = {}  # decoder layer -> growing cross-attention (K, V)
         self.asr: List[int] = []
@@ -173,10 +197,9 @@ class StreamingSession:
         self.unit_cache: Dict = {}
         self._unit_prev: Optional[int] = None
         self.units: List[int] = []
-        self.vocoder = VocoderStream(res.vocoder, self.policy.vocoder_context_frames) if speech and res.vocoder else None
-        self.translate = translate  # False: transcript only (streaming ASR), no MT work at all
-        self.finished = False
-        self.count = Counters()
+        self.vocoder = VocoderStream(self.res.vocoder, self.policy.vocoder_context_frames) if self.speech else None
+        self._closing = False  # the current sentence is being closed at a pause
+        self._fbank0 = self.count.fbank_frames  # where the sentence starts
 
     # ------------------------------------------------------------------ encoder side
     def _encoder_out(self) -> Dict:
@@ -185,10 +208,11 @@ class StreamingSession:
 
     def _ctc_extend(self, proj, dictionary, frames, prefix, prev_attr):
         if proj is None:
-            return
+            return []
         ids = proj(frames).argmax(-1).tolist()
         prefix.extend(ctc_collapse(ids, ctc_blank(dictionary), getattr(self, prev_attr)))
         setattr(self, prev_attr, ids[-1])
+        return ids
 
     def _extend_cross_attention(self, new: torch.Tensor) -> None:
         """Append K/V of new encoder frames to every decoder layer's cached cross-attention."""
@@ -219,13 +243,23 @@ class StreamingSession:
         self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, "_st_prev")
         self._extend_cross_attention(new)
 
+    def _track_silence(self, samples: np.ndarray) -> None:
+        """Length (ms) of the silence at the end of what was heard, in 10 ms blocks."""
+        n = samples.size // features.HOP
+        if n == 0:
+            return
+        rms = np.sqrt(np.mean(samples[: n * features.HOP].reshape(n, features.HOP).astype(np.float64) ** 2, axis=1) + 1e-12)
+        loud = np.nonzero(20 * np.log10(rms) >= self.policy.silence_db)[0]
+        quiet_tail = n if loud.size == 0 else n - 1 - int(loud[-1])
+        self._silence_ms = (self._silence_ms if loud.size == 0 else 0.0) + quiet_tail * features.FRAME_SHIFT_MS
+
     # ------------------------------------------------------------------ MT decoder
     def _max_len(self) -> int:
-        return int(self.policy.max_len_a * self.count.fbank_frames + self.policy.max_len_b)
+        return int(self.policy.max_len_a * (self.count.fbank_frames - self._fbank0) + self.policy.max_len_b)
 
     def _update_allowance(self) -> None:
         p = self.policy
-        if self.finished:
+        if self.finished or self._closing:
             self.allowed = self._max_len() + 1
             return
         if p.wait_until_end or self.m.st_ctc_proj is None:
@@ -248,6 +282,9 @@ class StreamingSession:
         if self.enc_frames is None:  # nothing heard (yet): nothing to translate
             self.mt_done = self.finished
             return
+        if self.count.sentences and self.finished and not any(c.isalnum() for c in self._current_transcript()):
+            self.mt_done = True  # nothing but silence (or stray punctuation) after the last closed sentence
+            return
         while not self.mt_done and len(self.committed) < self.allowed:
             snapshot = {k: dict(v) for k, v in self.inc.items()}
             lprobs, state = self._mt_step()
@@ -255,7 +292,7 @@ class StreamingSession:
             if not self.committed:
                 lprobs[eos] = -float("inf")  # at least one token, as offline decoding
             nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
-            if nxt == eos and not self.finished:
+            if nxt == eos and not (self.finished or self._closing):
                 self.inc = snapshot  # stop decision: decode this position again later
                 self.count.stop_decisions += 1
                 return
@@ -315,6 +352,8 @@ class StreamingSession:
             raise RuntimeError("step() after finish()")
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.count.samples += samples.size
+        if self.policy.pause_ms is not None:
+            self._track_silence(samples)
         feats = self.front.accept(samples)
         self.count.fbank_frames += feats.shape[0]
         asr_before = len(self.asr)
@@ -333,6 +372,17 @@ class StreamingSession:
         out.finished = True
         return out
 
+    def _at_pause(self) -> bool:
+        p = self.policy
+        if p.pause_ms is None or self.finished or not self.asr:
+            return False
+        if self._silence_ms < p.pause_ms:
+            return False
+        # close only once the encoder has covered the whole pause (its look-ahead lags the input),
+        # so the sentence's last frames and the CTC's late final tokens are not left to the next one
+        silence_start_ms = 1000 * self.count.samples / features.SAMPLE_RATE - self._silence_ms
+        return self.count.encoder_frames * FRAME_MS >= silence_start_ms + p.pause_ms
+
     def _respond(self, asr_before: int) -> StepOutput:
         out = StepOutput()
         if self.translate:
@@ -340,15 +390,33 @@ class StreamingSession:
             self._decode()
             out = self._emit()
         out.asr = "".join(self.m.asr_dict[t] for t in self.asr[asr_before:]).replace(WORD_START, " ") if self.m.asr_dict else ""
+        if self._at_pause():
+            self._closing = True  # close the sentence as if its source had ended
+            if self.translate:
+                self._update_allowance()
+                self._decode()
+                more = self._emit()
+                out.words, out.units = out.words + more.words, out.units + more.units
         if self.vocoder is not None:
-            out.pcm = self.vocoder.push(out.units, final=self.finished)
+            out.pcm = self.vocoder.push(out.units, final=self.finished or self._closing)
+        if self._closing:
+            self.done_transcripts.append(self._current_transcript())
+            self.done_translations.append(self._current_translation())
+            self.count.sentences += 1
+            self._new_sentence()
         return out
 
     # ------------------------------------------------------------------ views
+    def _current_transcript(self) -> str:
+        return "".join(self.m.asr_dict[t] for t in self.asr).replace(WORD_START, " ").strip()
+
+    def _current_translation(self) -> str:
+        return "".join(self.m.mt_dict[t] for t in self.committed[: self.emitted]).replace(WORD_START, " ").strip()
+
     @property
     def transcript(self) -> str:
-        return "".join(self.m.asr_dict[t] for t in self.asr).replace(WORD_START, " ").strip()
+        return " ".join(t for t in self.done_transcripts + [self._current_transcript()] if t)
 
     @property
     def translation(self) -> str:
-        return "".join(self.m.mt_dict[t] for t in self.committed[: self.emitted]).replace(WORD_START, " ").strip()
+        return " ".join(t for t in self.done_translations + [self._current_translation()] if t)

@@ -69,7 +69,7 @@ if stage 6; then
     --units "$C/units/reduced.tsv" --wav-dir "$EVAL/resynth" --out "$EVAL/resynth.json"
 fi
 if stage 7; then
-  cut -f2 "$C/test.tsv" | tail -n +2 | sed "s#^#$PWD/$C/#" > "$EVAL/src.list"
+  cut -f2 "$C/test.tsv" | tail -n +2 | sed "s#^#$(realpath "$C")/#" > "$EVAL/src.list"
   cut -f5 "$C/test.tsv" | tail -n +2 > "$EVAL/ref.txt"
   for seg in $SEGMENTS; do
     say "7/8 simuleval ${seg} ms: S2TT (text) and S2ST (speech, ASR-BLEU)"
