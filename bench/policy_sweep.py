@@ -3,7 +3,8 @@
 Every utterance of the list is replayed through the engine (text only) in --segment-ms pieces;
 the table gives lower-cased BLEU (13a) and mean AL / StartOffset in ms (SimulEval's AL on the
 words' source times, non-computation-aware). This is how PolicyConfig's defaults were chosen:
-the lowest AL whose BLEU is within --bleu-tolerance of the best row.
+the knee of the curve, past which one more step of lag buys less than --min-gain BLEU per
+100 ms of AL.
 
     python bench/policy_sweep.py --checkpoint CKPT --data-dir DATA --list data/toy/es-en/dev.tsv
 """
@@ -32,7 +33,7 @@ def main(argv=None):
     p.add_argument("--segment-ms", type=float, default=320)
     p.add_argument("--lags", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--strides", type=int, nargs="+", default=[1])
-    p.add_argument("--bleu-tolerance", type=float, default=1.0)
+    p.add_argument("--min-gain", type=float, default=1.0, help="BLEU per 100 ms of AL worth paying (default 1.0)")
     args = p.parse_args(argv)
 
     res = load_resources(args.checkpoint, args.data_dir, vocoder=False)
@@ -54,10 +55,16 @@ def main(argv=None):
     print("| lag k | stride n | whole-word | BLEU | AL ms | StartOffset ms |\n|---|---|---|---|---|---|")
     for lag, stride, whole, b, a, s in table:
         print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} | {a:.0f} | {s:.0f} |")
-    best = max(t[3] for t in table)
-    pick = min((t for t in table if t[3] >= best - args.bleu_tolerance), key=lambda t: t[4])
-    print(f"\nlowest AL within {args.bleu_tolerance} BLEU of the best: lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")
-
+    # the knee: walking up the AL axis, stop where the next setting buys < --min-gain BLEU per 100 ms
+    rows = sorted(table, key=lambda t: (t[4], not t[2]))
+    pick = rows[0]
+    for nxt in rows[1:]:
+        if nxt[4] <= pick[4]:
+            continue  # same latency: the whole-word setting was preferred
+        if (nxt[3] - pick[3]) / ((nxt[4] - pick[4]) / 100) < args.min_gain:
+            break
+        pick = nxt
+    print(f"\nknee (each further step buys < {args.min_gain} BLEU per 100 ms AL): lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")
 
 if __name__ == "__main__":
     main()

@@ -12,12 +12,14 @@ from pathlib import Path
 
 
 def add_model_args(p: argparse.ArgumentParser, pause_default=None) -> None:
+    from ..streaming.engine import PolicyConfig
+
     g = p.add_argument_group("model (default: the shipped assets)")
     g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
     g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
     g.add_argument("--data-dir", type=Path, help="its data folder (config.yaml names CMVN and vocoder)")
     g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
-    g.add_argument("--lag-k", type=int, default=0, help="CTC-gating lag in target tokens (default 0)")
+    g.add_argument("--lag-k", type=int, default=PolicyConfig.lag_k, help=f"CTC-gating lag in target tokens (default {PolicyConfig.lag_k})")
     g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
     g.add_argument("--pause-ms", type=float, default=pause_default,
                    help="close a sentence after this much silence and reset its state, for long talks "

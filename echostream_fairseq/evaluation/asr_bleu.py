@@ -55,8 +55,14 @@ def whisper_base_dir() -> Path:
 
 
 class WhisperASR:
+    """faster-whisper, CPU int8, beam search, one deterministic pass per file."""
+
     def __init__(self, model_dir: Optional[Path] = None, threads: int = 2, beam: int = 5):
+        import logging
+
         from faster_whisper import WhisperModel
+
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
         self.model = WhisperModel(str(model_dir or whisper_base_dir()), device="cpu", compute_type="int8", cpu_threads=threads)
         self.beam = beam
@@ -68,7 +74,10 @@ class WhisperASR:
             wav = resample(wav.astype(np.float32), sample_rate)
         if wav.size == 0:
             return ""
-        segments, _ = self.model.transcribe(wav.astype(np.float32), language=language, beam_size=self.beam, vad_filter=False)
+        # one deterministic pass: no temperature-sampling fallback (it makes scores random and
+        # slow on garbled speech), no conditioning on earlier text
+        segments, _ = self.model.transcribe(wav.astype(np.float32), language=language, beam_size=self.beam, vad_filter=False,
+                                            temperature=0.0, condition_on_previous_text=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
 

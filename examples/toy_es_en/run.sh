@@ -5,16 +5,17 @@
 #   6 vocoder resynthesis check                7 SimulEval at several segment sizes
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
-# Knobs (environment): DATA_ROOT RUNS ASSETS VOC_STEPS MAX_UPDATE SEGMENTS THREADS
+# Knobs (environment): DATA_ROOT RUNS ASSETS VOC_STEPS MAX_UPDATE SEGMENTS SPEECH_SEGMENTS
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FIRST=${1:-1}; LAST=${2:-8}
 DATA_ROOT=${DATA_ROOT:-data/toy}; C=$DATA_ROOT/es-en; D=$C/prepared
 RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini; EVAL=$RUNS/toy_eval
 ASSETS=${ASSETS:-assets}
-VOC_STEPS=${VOC_STEPS:-2000}
-MAX_UPDATE=${MAX_UPDATE:-4000}
+VOC_STEPS=${VOC_STEPS:-1500}
+MAX_UPDATE=${MAX_UPDATE:-1800}
 SEGMENTS=${SEGMENTS:-160 320 640}
+SPEECH_SEGMENTS=${SPEECH_SEGMENTS:-$SEGMENTS}  # S2ST + ASR-BLEU (about 12 min per segment size here)
 BIN=$PWD/.venv/bin
 K=100
 stage() { [ "$1" -ge "$FIRST" ] && [ "$1" -le "$LAST" ]; }
@@ -78,7 +79,7 @@ if stage 7; then
     [ -f "$EVAL/s2tt_$seg/scores.tsv" ] || logged "$EVAL/s2tt_$seg.log" "$BIN/simuleval" "${common[@]}" \
       --agent-class echostream_fairseq.agents.EchoStreamS2TTAgent --output "$EVAL/s2tt_$seg" --quality-metrics BLEU \
       --sacrebleu-tokenizer 13a --latency-metrics AL LAAL StartOffset EndOffset
-    [ -f "$EVAL/s2st_$seg/scores.tsv" ] || logged "$EVAL/s2st_$seg.log" "$BIN/simuleval" "${common[@]}" \
+    [[ " $SPEECH_SEGMENTS " == *" $seg "* ]] && [ ! -f "$EVAL/s2st_$seg/scores.tsv" ] && logged "$EVAL/s2st_$seg.log" "$BIN/simuleval" "${common[@]}" \
       --agent-class echostream_fairseq.agents.EchoStreamS2STAgent --output "$EVAL/s2st_$seg" \
       --quality-metrics ASR_BLEU_LOCAL ASR_BLEU_LOCAL_RM_SIL \
       --latency-metrics AL LAAL StartOffset EndOffset ATD NumChunks SpeechDiscontinuitySum
