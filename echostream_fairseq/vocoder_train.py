@@ -136,6 +136,17 @@ def _wn(conv, spectral=False):
     return spectral_norm(conv) if spectral else weight_norm(conv)
 
 
+def _conv_stack(convs, post, x):
+    """Leaky-ReLU conv layers then a 1-channel output conv: (flattened scores, every feature map)."""
+    fmaps = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        fmaps.append(x)
+    x = post(x)
+    fmaps.append(x)
+    return x.flatten(1), fmaps
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, width: int):
         super().__init__()
@@ -150,14 +161,7 @@ class PeriodDiscriminator(nn.Module):
         b, c, t = x.shape
         if t % self.period:
             x = F.pad(x, (0, self.period - t % self.period), "reflect")
-        x = x.view(b, c, -1, self.period)
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            fmaps.append(x)
-        x = self.post(x)
-        fmaps.append(x)
-        return x.flatten(1), fmaps
+        return _conv_stack(self.convs, self.post, x.view(b, c, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -172,13 +176,7 @@ class ScaleDiscriminator(nn.Module):
         self.post = _wn(nn.Conv1d(8 * w, 1, 3, 1, padding=1), spectral)
 
     def forward(self, x):
-        fmaps = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            fmaps.append(x)
-        x = self.post(x)
-        fmaps.append(x)
-        return x.flatten(1), fmaps
+        return _conv_stack(self.convs, self.post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
