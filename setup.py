@@ -34,6 +34,8 @@ setup(
             "echostream-extract-units=echostream_fairseq.cli.extract_units:main",
             "echostream-prep-s2st=echostream_fairseq.cli.prep_s2st:main",
             "echostream-train-vocoder=echostream_fairseq.cli.train_vocoder:main",
+            "echostream-train-punct=echostream_fairseq.cli.train_punct:main",
+            "echostream-make-longform=echostream_fairseq.cli.make_longform:main",
             "echostream-translate=echostream_fairseq.cli.translate:main",
             "echostream-export-assets=echostream_fairseq.cli.export_assets:main",
             "echostream-score=echostream_fairseq.evaluation.recipe:main",

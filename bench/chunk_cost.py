@@ -1,15 +1,18 @@
 """Per-chunk cost of streaming: our incremental engine vs re-computing the prefix.
 
 One continuous stream (toy-corpus source utterances laid end to end) is fed in 320 ms chunks
-to a ``StreamingSession``. At 1 s, 10 s, 60 s and 300 s into the stream the wall time of a few
-chunks is recorded for
+to a ``StreamingSession`` with sentence boundaries on (learned, from the shipped punctuation
+model, and at pauses; ``--no-boundaries``: one sentence for the whole stream). At 1 s, 10 s,
+60 s and 300 s into the stream the wall time of the chunks that follow is recorded
+(``--window`` chunks for the engine, whose cost depends on where in a sentence a chunk falls;
+``--repeats`` for the baseline) for
 
 * the encoder alone: online fbank + Emformer ``infer`` (ours) vs fbank + Emformer ``forward``
   over the whole prefix (the baseline);
 * the whole pipeline: our engine's ``step`` vs the baseline, which at every chunk recomputes
   fbank, encoder, both CTC heads, the MT decoder over all committed tokens (no incremental
   state), T2U + unit decoder over all text and the vocoder over all units (what StreamSpeech's
-  agent does), for the same committed tokens as the engine holds at that point.
+  agent does), for as many tokens as the engine has committed in the talk at that point.
 
 Prints a table, the ratios cost(300 s) / cost(1 s), the engine's real-time factor (compute
 time / audio time, whole stream) and, last, ``chunk_cost_ratio engine=.. baseline=.. rtf=..``.
@@ -79,12 +82,15 @@ def main(argv=None):
     p.add_argument("--corpus", type=Path, default=Path("assets/examples/examples.tsv"),
                    help="a list file, or a corpus folder with {test,dev,train}.tsv (default: the shipped examples)")
     p.add_argument("--seconds", type=float, default=max(POINTS_S) + 2)
-    p.add_argument("--repeats", type=int, default=3, help="chunks timed at each point")
+    p.add_argument("--repeats", type=int, default=3, help="baseline chunks timed at each point (median)")
+    p.add_argument("--window", type=int, default=25, help="engine chunks averaged at each point (default 25, 8 s)")
     p.add_argument("--vocoder-checkpoint", type=Path, help="default: the data config's vocoder")
     p.add_argument("--vocoder-config", type=Path)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--pause-ms", type=float, help="close a sentence after this much silence (PolicyConfig.pause_ms; default: "
-                                                   "one sentence for the whole stream)")
+    p.add_argument("--pause-ms", type=float, default=600.0, help="close a sentence after this much silence (default 600)")
+    p.add_argument("--punct", type=Path, default=Path("assets/model/punct.pt"), help="punctuation / sentence-boundary model")
+    p.add_argument("--punct-delay", type=int, default=2, help="its look-ahead in ASR tokens (default 2)")
+    p.add_argument("--no-boundaries", action="store_true", help="one sentence for the whole stream")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for path, hint in ((args.checkpoint, "train a model (examples/toy_es_en) or pass --checkpoint"), (args.data_dir, "pass --data-dir")):
@@ -101,15 +107,17 @@ def main(argv=None):
         k = int(yaml.safe_load((args.data_dir / "config.yaml").read_text())["num_units"])
         voc_ckpt, voc_cfg = write_untrained_vocoder(Path(tempfile.mkdtemp()), k)
         print(f"note: {args.data_dir} names no vocoder; timing an untrained small CodeHiFiGAN ({voc_cfg}); cost does not depend on its weights")
-    res = load_resources(args.checkpoint, args.data_dir, vocoder_checkpoint=voc_ckpt, vocoder_config=voc_cfg)
+    res = load_resources(args.checkpoint, args.data_dir, vocoder_checkpoint=voc_ckpt, vocoder_config=voc_cfg,
+                         punct_model=None if args.no_boundaries else args.punct)
     audio = long_stream(args.corpus, args.seconds)
     chunk = CHUNK_MS * features.SAMPLE_RATE // 1000
     n_chunks = len(audio) // chunk
-    marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + args.repeats <= n_chunks}
+    marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + max(args.window, args.repeats) <= n_chunks}
 
     # the engine streams the whole audio; at each mark a few chunks are timed
     # without sentence boundaries a long stream is one sentence, not cut by the length limit
-    policy = PolicyConfig(max_len_b=10**9, pause_ms=args.pause_ms)
+    policy = (PolicyConfig(max_len_b=10**9) if args.no_boundaries
+              else PolicyConfig(max_len_b=10**9, pause_ms=args.pause_ms, punct_delay=args.punct_delay))
     session = StreamingSession(res, policy)
     enc_only = StreamingSession(res, policy, speech=False, translate=False)
     timed = {s: {"engine": [], "enc": [], "committed": None} for s in marks.values()}
@@ -124,10 +132,15 @@ def main(argv=None):
         enc_only.step(piece)
         dt_enc = time.perf_counter() - t0
         for start, s in marks.items():
-            if start <= i < start + args.repeats:
+            if start <= i < start + args.window:
                 timed[s]["engine"].append(dt)
                 timed[s]["enc"].append(dt_enc)
-                timed[s]["committed"] = list(session.committed)
+            if i == start:
+                # the baseline has no sentences: it re-decodes every token of the talk so far (its
+                # cost depends on how many, not which)
+                n_talk = session.count.closed_tokens + len(session.committed)
+                ids = session.committed or [res.model.mt_dict.unk()]
+                timed[s]["committed"] = [ids[j % len(ids)] for j in range(n_talk)]
                 timed[s]["end"] = (i + 1) * chunk
     rtf = total / (n_chunks * CHUNK_MS / 1000)
 
@@ -136,10 +149,12 @@ def main(argv=None):
         prefix = audio[: t["end"]]
         base_enc = [baseline_chunk(res, prefix, t["committed"], True) for _ in range(args.repeats)]
         base = [baseline_chunk(res, prefix, t["committed"], False) for _ in range(args.repeats)]
-        rows.append((s, 1000 * np.median(t["enc"]), 1000 * np.median(base_enc), 1000 * np.median(t["engine"]), 1000 * np.median(base), len(t["committed"])))
+        rows.append((s, 1000 * np.mean(t["enc"]), 1000 * np.median(base_enc), 1000 * np.mean(t["engine"]), 1000 * np.median(base), len(t["committed"])))
 
-    print(f"per-chunk wall time (median of {args.repeats} chunks of {CHUNK_MS} ms), {args.threads} threads, {args.checkpoint}, "
-          f"sentence boundaries: {'after %g ms pauses (%d closed)' % (args.pause_ms, session.count.sentences) if args.pause_ms else 'off'}")
+    print(f"per-chunk wall time of {CHUNK_MS} ms chunks (ours: mean of {args.window} chunks; prefix: median of {args.repeats}), "
+          f"{args.threads} threads, {args.checkpoint}, sentence boundaries: "
+          + ("off" if args.no_boundaries else f"learned (delay {args.punct_delay}) and {args.pause_ms:g} ms pauses, "
+             f"{session.count.sentences} closed"))
     print(f"{'position':>9} | {'encoder ours':>12} | {'encoder prefix':>14} | {'engine ours':>11} | {'prefix baseline':>15} | tokens committed")
     for s, e, be, g, b, n in rows:
         print(f"{s:>8}s | {e:>9.1f} ms | {be:>11.1f} ms | {g:>8.1f} ms | {b:>12.1f} ms | {n}")

@@ -4,10 +4,12 @@ Layout::
 
     assets/
       model/        checkpoint.pt (weights only, no optimiser state), config.yaml,
-                    config_mtl.yaml, dictionaries, sentencepiece models, gcmvn.npz
+                    config_mtl.yaml, dictionaries, sentencepiece models, gcmvn.npz,
+                    punct.pt (the streaming punctuation / sentence-boundary model)
         vocoder/    config.json + g_XXXXXXXX (fairseq's CodeHiFiGAN format, fp16)
       units/        kmeans.npy (the quantiser that made the target units)
       examples/     a few held-out test utterances (source wav + examples.tsv with references)
+      longform/     held-out long-form streams (sentences with and without pauses) + sentences.tsv
       BUILD.md          the commands that rebuilt them
       MANIFEST.sha256   sha256sum-format checksums of every file above and BUILD.md
       results.json      quality and latency measured on them by the recipe

@@ -92,6 +92,13 @@ class StreamingResampler:
         return y.astype(np.float32)
 
 
+def block_db(samples: np.ndarray) -> np.ndarray:
+    """RMS level (dBFS) of each complete 10 ms block (the fbank hop)."""
+    n = samples.size // HOP
+    x = samples[: n * HOP].reshape(n, HOP).astype(np.float64)
+    return 10 * np.log10(np.mean(x ** 2, axis=1) + 1e-12)
+
+
 def _fbank_frames(samples: torch.Tensor) -> torch.Tensor:
     """Fbank of complete frames of ``samples`` (float in [-1, 1]); (n_frames, 80)."""
     if samples.numel() < WINDOW:

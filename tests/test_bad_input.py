@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from conftest import build
+from echostream_fairseq.tasks.echostream_s2st import DataConfigError
 
 
 def _rewrite_row(tsv, row_index, column, value):
@@ -98,3 +99,29 @@ def test_relative_paths_survive_moving_the_folder(data_copy, tmp_path):
     task.load_dataset("dev")
     assert len(task.datasets["dev"]) == 4
     assert task.datasets["dev"][0][0].source.shape[1] == 80
+
+
+def test_silence_augment_pads_training_audio_reproducibly(data_copy):
+    p = data_copy / "config.yaml"
+    cfg = yaml.safe_load(p.read_text())
+    cfg["silence_augment"] = {"prob": 1.0, "max_ms": 1000, "noise_db": [-70, -60]}
+    p.write_text(yaml.safe_dump(cfg))
+    task, *_ = build(data_copy)
+    task.load_dataset("train")
+    task.load_dataset("dev")
+    train, dev = task.datasets["train"], task.datasets["dev"]
+    n0 = [train._get_source_audio(i).shape[0] for i in range(4)]
+    assert n0 == [train._get_source_audio(i).shape[0] for i in range(4)]  # the same draw within an epoch
+    train.set_epoch(2)
+    assert n0 != [train._get_source_audio(i).shape[0] for i in range(4)]  # another one the next epoch
+    assert all(n >= s for n, s in zip(n0, train.n_frames[:4]))  # silence is added, never speech removed
+    assert [dev._get_source_audio(i).shape[0] for i in range(4)] == list(dev.n_frames[:4])  # dev untouched
+
+
+def test_silence_augment_config_errors_name_the_file(data_copy):
+    p = data_copy / "config.yaml"
+    cfg = yaml.safe_load(p.read_text())
+    cfg["silence_augment"] = {"prob": 2.0}
+    p.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataConfigError, match=r"config\.yaml: silence_augment"):
+        build(data_copy)

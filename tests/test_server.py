@@ -55,7 +55,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def res():
-    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model")
+    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt")
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +102,27 @@ def test_stream_equals_the_engine_on_the_same_audio(server, res, examples):
     events, pcm, done = asyncio.run(stream(url, wav, 16000, 320))
     ref = replay(res, wav, 320, _policy(base))
     assert done["translation"] == ref.translation and done["transcript"] == ref.transcript
+    assert (done["display"]["transcript"], done["display"]["translation"]) == ref.display
     assert [w for e in events if e["type"] == "translation" for w in e["words"]] == [w for e in ref.events for w in e.out.words]
     got = _pcm(pcm)
     assert len(got) == len(ref.pcm) and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3
     assert done["latency"]["AL"] == pytest.approx(ref.latency()["AL"])
+
+
+def test_a_long_talk_arrives_sentence_by_sentence(server, res):
+    """The held-out long-form stream (12 sentences with pauses): the server's learned and pause
+    boundaries close sentences as the engine's do, each sent punctuated as it closes."""
+    from echostream_fairseq.prep import longform
+
+    base, url = server
+    wav = features.read_audio(longform.stream_audio(ROOT / "longform", "pauses0"))
+    events, _, done = asyncio.run(stream(url, wav, 16000, 320, outputs=("asr", "translation")))
+    ref = replay(res, wav, 320, _policy(base), speech=False)
+    sentences = [e for e in events if e["type"] == "sentence"]
+    assert len(sentences) == sum(len(e.out.sentences) for e in ref.events) >= 8
+    assert [(e["transcript"], e["translation"]) for e in sentences] == [x for e in ref.events for x in e.out.sentences]
+    assert all(e["translation"][-1] in ".?!" for e in sentences if e["translation"])
+    assert (done["display"]["transcript"], done["display"]["translation"]) == ref.display
 
 
 def test_any_rate_and_channels_are_resampled(server, res, examples, tmp_path):

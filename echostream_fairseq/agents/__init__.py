@@ -44,6 +44,9 @@ class _EchoStreamAgent:
                             help="vocoder look-ahead/look-back in unit frames (-1: the full receptive field, exact)")
         parser.add_argument("--max-len-a", type=float, default=0.0)
         parser.add_argument("--max-len-b", type=int, default=200)
+        parser.add_argument("--pause-ms", type=float, help="long-form sources: close a sentence after this much silence")
+        parser.add_argument("--punct-model", help="long-form sources: punctuation / sentence-boundary model (echostream-train-punct)")
+        parser.add_argument("--punct-delay", type=int, default=2, help="its look-ahead in ASR tokens (default 2)")
 
     def __init__(self, args):
         self._setup(args)
@@ -56,7 +59,8 @@ class _EchoStreamAgent:
         self.consumed = 0
 
     def _setup(self, args):
-        self.res = load_resources(args.checkpoint, args.data_dir, args.config_yaml, args.multitask_config_yaml, vocoder=self.speech_output)
+        self.res = load_resources(args.checkpoint, args.data_dir, args.config_yaml, args.multitask_config_yaml, vocoder=self.speech_output,
+                                  punct_model=args.punct_model)
         ctx = args.vocoder_context_frames
         self.policy_cfg = PolicyConfig(
             lag_k=args.lag_k,
@@ -65,6 +69,8 @@ class _EchoStreamAgent:
             max_len_a=args.max_len_a,
             max_len_b=args.max_len_b,
             vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
+            pause_ms=args.pause_ms,
+            punct_delay=args.punct_delay if args.punct_model else None,
         )
         self.output_dir = getattr(args, "output", None)
         self.instance = 0

@@ -89,13 +89,15 @@ def main(argv=None):
             print(f"[{last['source_ms']:7.0f} ms] asr        +{ev['text'].strip()!r}", flush=True)
         elif ev["type"] == "translation":
             print(f"[{last['source_ms']:7.0f} ms] translation +{' '.join(ev['words'])!r}", flush=True)
+        elif ev["type"] == "sentence":
+            print(f"[{last['source_ms']:7.0f} ms] sentence    {ev['transcript']} -> {ev['translation']}", flush=True)
 
     try:
         _, pcm, done = asyncio.run(stream(args.url, wav, sr, args.segment_ms, realtime=args.realtime, on_event=show))
     except (OSError, RuntimeError) as e:
         sys.exit(f"echostream-client: {e}")
     lat = done["latency"]
-    print(f"transcript : {done['transcript']}\ntranslation: {done['translation']}")
+    print(f"transcript : {done['display']['transcript']}\ntranslation: {done['display']['translation']}")
     print(f"latency: AL {lat['AL']:.0f} ms (computation-aware {lat['AL_CA']:.0f} ms), StartOffset {lat['StartOffset']:.0f} ms, "
           f"EndOffset {lat['EndOffset']:.0f} ms")
     if args.out:

@@ -23,6 +23,8 @@ def main(argv=None):
     p.add_argument("--kmeans", type=Path, help="the unit quantiser (.npy centroids)")
     p.add_argument("--examples-list", type=Path, help="corpus list to take example source wavs from (held-out test set)")
     p.add_argument("--num-examples", type=int, default=5)
+    p.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct) -> model/punct.pt")
+    p.add_argument("--longform", type=Path, help="long-form test streams (echostream-make-longform output) -> longform/")
     p.add_argument("--built-by", action="append", default=[], help="a command that produced the inputs (repeatable; recorded in BUILD.md)")
     p.add_argument("--out", type=Path, default=Path("assets"))
     p.add_argument("--max-mb", type=float, default=25.0)
@@ -40,9 +42,11 @@ def main(argv=None):
     for name in ("checkpoint", "data_dir", "vocoder", "kmeans", "examples_list"):
         if getattr(args, name) is None:
             p.error(f"--{name.replace('_', '-')} is required")
-    for f in (args.checkpoint, args.vocoder, args.kmeans, args.examples_list):
+    for f in (args.checkpoint, args.vocoder, args.kmeans, args.examples_list) + ((args.punct,) if args.punct else ()):
         if not f.is_file():
             p.error(f"not found: {f}")
+    if args.longform and not (args.longform / "sentences.tsv").is_file():
+        p.error(f"{args.longform}: no sentences.tsv (make it with echostream-make-longform)")
     voc_cfg = args.vocoder_config or args.vocoder.parent / "config.json"
     from ..prep.corpus import read_list, write_tsv
 
@@ -56,6 +60,14 @@ def main(argv=None):
     shutil.rmtree(tmp, ignore_errors=True)
     assets.export_vocoder(args.vocoder, voc_cfg, tmp / "model" / "vocoder")
     assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir="vocoder", fp16=args.model_fp16)
+    if args.punct:
+        from ..punct import PunctModel
+        from fairseq.data import Dictionary
+
+        PunctModel.load(args.punct).check_dictionary(Dictionary.load(str(tmp / "model" / "dict_src.txt")), "the model's dict_src.txt")
+        shutil.copyfile(args.punct, tmp / "model" / "punct.pt")
+    if args.longform:
+        shutil.copytree(args.longform, tmp / "longform")
     (tmp / "units").mkdir(parents=True)
     shutil.copyfile(args.kmeans, tmp / "units" / "kmeans.npy")
     ex = tmp / "examples"

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-def add_model_args(p: argparse.ArgumentParser, pause_default=None) -> None:
+def add_model_args(p: argparse.ArgumentParser, pause_default=None, punct_delay_default=None) -> None:
     from ..streaming.engine import PolicyConfig
 
     g = p.add_argument_group("model (default: the shipped assets)")
@@ -24,6 +24,12 @@ def add_model_args(p: argparse.ArgumentParser, pause_default=None) -> None:
     g.add_argument("--pause-ms", type=float, default=pause_default,
                    help="close a sentence after this much silence and reset its state, for long talks "
                         f"(default: {pause_default or 'off, one sentence'})")
+    g.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct; default: the "
+                                               "shipped assets' model/punct.pt)")
+    g.add_argument("--punct-delay", type=int, default=punct_delay_default,
+                   help="learned sentence boundaries: look-ahead in ASR tokens of the punctuation model; larger finds "
+                        f"more boundaries, later (default: {'off' if punct_delay_default is None else punct_delay_default})")
+    g.add_argument("--no-punct", action="store_true", help="no learned sentence boundaries")
 
 
 def load(args, p: argparse.ArgumentParser):
@@ -31,10 +37,13 @@ def load(args, p: argparse.ArgumentParser):
     from .. import assets
     from ..streaming.engine import PolicyConfig, load_resources
 
+    delay = None if args.no_punct else args.punct_delay
     if args.checkpoint or args.data_dir:
         if not (args.checkpoint and args.data_dir):
             p.error("--checkpoint and --data-dir go together")
-        res = load_resources(args.checkpoint, args.data_dir)
+        if delay is not None and args.punct is None:
+            p.error("--punct-delay needs --punct with --checkpoint (or --no-punct)")
+        res = load_resources(args.checkpoint, args.data_dir, punct_model=args.punct if delay is not None else None)
     else:
         try:
             root = args.assets or assets.default_assets()
@@ -43,9 +52,10 @@ def load(args, p: argparse.ArgumentParser):
         problems = assets.verify(root)
         if problems:
             p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
-        res = load_resources(root / "model" / "checkpoint.pt", root / "model")
+        res = load_resources(root / "model" / "checkpoint.pt", root / "model",
+                             punct_model=(args.punct or root / "model" / "punct.pt") if delay is not None else None)
     try:
-        policy = PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word, pause_ms=args.pause_ms)
+        policy = PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word, pause_ms=args.pause_ms, punct_delay=delay)
     except ValueError as e:
         p.error(str(e))
     return res, policy
@@ -65,12 +75,13 @@ def show(res, wav, segment_ms, policy, out_wav: Path = None, indent: str = "  ")
             parts.append(f"translation +{' '.join(ev.out.words)!r}")
         if ev.out.pcm.size:
             parts.append(f"speech +{1000 * ev.out.pcm.size / res.vocoder.sample_rate:.0f} ms")
+        parts += [f"sentence {src!r} -> {tgt!r}" for src, tgt in ev.out.sentences]
         if parts:
             print(f"{indent}[{ev.source_ms:7.0f} ms read, {ev.compute_ms:6.0f} ms compute] " + "; ".join(parts), flush=True)
 
     r = replay(res, wav, segment_ms, policy, on_event=on_event, speech=res.vocoder is not None)
-    print(f"{indent}transcript : {r.transcript}")
-    print(f"{indent}translation: {r.translation}")
+    print(f"{indent}transcript : {r.display[0]}")
+    print(f"{indent}translation: {r.display[1]}")
     for ca in (False, True):
         lat = r.latency(computation_aware=ca)
         name = "computation-aware" if ca else "plain"

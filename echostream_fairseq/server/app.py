@@ -97,7 +97,9 @@ class _Connection:
         await self.feed(self.resampler.accept(np.zeros(0, dtype=np.float32), final=True), final=True)
         await self.run(self.session.finish)
         lat, lat_ca = self.record.latency(), self.record.latency(computation_aware=True)
+        src, tgt = self.session.recomposed()
         await self.send_json({"type": "done", "transcript": self.session.transcript, "translation": self.session.translation,
+                              "display": {"transcript": src, "translation": tgt},
                               "latency": {**lat, "AL_CA": lat_ca["AL"], "StartOffset_CA": lat_ca["StartOffset"],
                                           "EndOffset_CA": lat_ca["EndOffset"]}})
 
@@ -116,10 +118,13 @@ class _Connection:
             return
         self.record.events.append(Event(source_ms, self.spent_ms, out))
         wants = self.start.outputs
+        src, tgt = self.session.recomposed()
         if out.asr and "asr" in wants:
-            await self.send_json({"type": "asr", "text": out.asr, "transcript": self.session.transcript})
+            await self.send_json({"type": "asr", "text": out.asr, "transcript": self.session.transcript, "display": src})
         if out.words and "translation" in wants:
-            await self.send_json({"type": "translation", "words": out.words, "text": self.session.translation})
+            await self.send_json({"type": "translation", "words": out.words, "text": self.session.translation, "display": tgt})
+        for s_src, s_tgt in out.sentences:
+            await self.send_json({"type": "sentence", "transcript": s_src, "translation": s_tgt})
         if out.pcm.size and "speech" in wants:
             await self.ws.send_bytes(to_s16le(out.pcm))
         await self.send_json({"type": "latency", "source_ms": source_ms, "compute_ms": self.spent_ms})

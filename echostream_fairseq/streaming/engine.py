@@ -19,16 +19,22 @@ Policy (``PolicyConfig``):
   starts a new word, or at the end of the source.
 * A decoder step whose argmax is end-of-sentence before the source has ended is a stop
   decision: the step is rolled back and the token is decoded again when more speech is there.
-* Sentence boundaries (``pause_ms``): after that much silence (10 ms blocks under
-  ``silence_db`` dBFS RMS) following transcribed speech, the
-  sentence is closed as if its source had ended (translation, units and speech flushed), and the
-  per-sentence state is reset -- encoder-frame window, cross-attention keys/values, CTC
-  prefixes, MT incremental state, unit caches, vocoder tail -- while the Emformer state carries
-  on. The cost of a chunk then depends on the current sentence only, not on the talk.
+* Sentence boundaries, two triggers:
+  - learned (``punct_delay``): the punctuation model (``punct.py``) reads the ASR-CTC tokens and
+    decides, ``punct_delay`` tokens later, that a sentence ended after a token. The sentence is
+    cut at the encoder frame where the next sentence's first token was emitted: frames and
+    tokens before it are closed, those after it start the next sentence.
+  - pause (``pause_ms``): after that much silence (10 ms blocks under ``silence_db`` dBFS RMS)
+    following transcribed speech, and once the encoder has covered it, the sentence is closed
+    with everything heard.
+  A closed sentence is finished as if its source had ended (translation, units and speech
+  flushed), then the per-sentence state is reset -- encoder-frame window, cross-attention
+  keys/values, CTC prefixes, MT incremental state, unit caches, vocoder tail -- while the
+  Emformer state carries on. The cost of a chunk then depends on the current sentence only, not
+  on the talk. Closed sentences are shown recomposed: capitalised, with the predicted mark.
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -36,8 +42,8 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .. import features
-from ..decoding import ctc_collapse, unit_ids
+from .. import features, punct
+from ..decoding import ctc_collapse, ctc_spikes, unit_ids
 from ..models.echostream import ctc_blank
 from ..models.encoder import REDUCTION
 from ..vocoder import UnitVocoder
@@ -88,12 +94,17 @@ class PolicyConfig:
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
     pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
     silence_db: float = -45.0  # RMS level (dBFS) under which a 10 ms block counts as silence
+    # learned sentence boundaries: look-ahead of the punctuation model in ASR tokens (None: off);
+    # needs Resources.punct
+    punct_delay: Optional[int] = None
 
     def __post_init__(self):
         if self.lag_k < 0 or self.stride_n < 1:
             raise ValueError(f"lag_k must be >= 0 and stride_n >= 1, got {self.lag_k}, {self.stride_n}")
         if self.pause_ms is not None and self.pause_ms <= 0:
             raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
+        if self.punct_delay is not None and self.punct_delay < 0:
+            raise ValueError(f"punct_delay must be >= 0 or None, got {self.punct_delay}")
 
 
 @dataclass
@@ -104,12 +115,14 @@ class Resources:
     cmvn: features.GlobalCMVN
     vocoder: Optional[UnitVocoder]
     unit_dict: object
+    punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
 
 
 def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
-                   vocoder_checkpoint=None, vocoder_config=None) -> Resources:
+                   vocoder_checkpoint=None, vocoder_config=None, punct_model=None) -> Resources:
     """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and
-    vocoder (or the vocoder given explicitly)."""
+    vocoder (or the vocoder given explicitly), and optionally a punctuation model trained by
+    echostream-train-punct on the model's source dictionary."""
     from fairseq import checkpoint_utils
 
     import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
@@ -135,7 +148,13 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
         voc = UnitVocoder(vc["checkpoint"], vc["config"])
     if voc is not None and voc.num_units != len(task.target_dictionary) - task.target_dictionary.nspecial:
         raise ValueError(f"the vocoder has {voc.num_units} units, the model {len(task.target_dictionary) - task.target_dictionary.nspecial}")
-    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary)
+    pm = None
+    if punct_model is not None:
+        if model.asr_dict is None:
+            raise ValueError(f"{checkpoint} has no ASR-CTC head: a punctuation model has nothing to read")
+        pm = punct.PunctModel.load(punct_model)
+        pm.check_dictionary(model.asr_dict, f"the ASR-CTC dictionary of {checkpoint}")
+    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm)
 
 
 @dataclass
@@ -145,6 +164,7 @@ class StepOutput:
     units: List[int] = field(default_factory=list)
     pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     finished: bool = False
+    sentences: List[tuple] = field(default_factory=list)  # (transcript, translation) closed in this step, recomposed
 
     @property
     def empty(self) -> bool:
@@ -159,7 +179,10 @@ class Counters:
     mt_steps: int = 0
     stop_decisions: int = 0
     unit_decoder_tokens: int = 0
-    sentences: int = 0  # sentences closed at a pause
+    sentences: int = 0  # sentences closed at a boundary (pause or learned)
+    learned_boundaries: int = 0
+    pause_boundaries: int = 0
+    closed_tokens: int = 0  # target tokens committed in closed sentences
 
 
 class StreamingSession:
@@ -174,8 +197,17 @@ class StreamingSession:
         self.finished = False
         self.count = Counters()
         self._silence_ms = 0.0  # trailing silence of the source heard so far
-        self.done_transcripts: List[str] = []  # closed sentences
+        self._pause_start: Optional[float] = None  # start (ms) of the last pause long enough to end a sentence
+        self._pause_cut_ms: Optional[float] = None  # where that sentence ends, until it is closed
+        self.done_transcripts: List[str] = []  # closed sentences, as decoded
         self.done_translations: List[str] = []
+        self.done_marks: List[int] = []  # their end mark (punct.MARKS class)
+        self.boundary_log: List[dict] = []  # per closed sentence: trigger, when (ms of input), cut (ms)
+        if self.policy.punct_delay is not None and res.punct is None:
+            raise ValueError("punct_delay is set but no punctuation model was loaded")
+        self.punct = res.punct.tracker(self.policy.punct_delay) if self.policy.punct_delay is not None else None
+        self._asr_base = 0  # stream-wide ordinal of asr[0]
+        self._frame0 = 0  # stream-wide index of the first frame in the window
         self._new_sentence()
 
     def _new_sentence(self) -> None:
@@ -184,6 +216,8 @@ class StreamingSession:
         self._kv: Dict[int, tuple] = {}  # decoder layer -> growing cross-attention (K, V)
         self.asr: List[int] = []
         self.st: List[int] = []
+        self.asr_frames: List[int] = []  # stream-wide encoder frame at which each token was emitted
+        self.st_frames: List[int] = []
         self._asr_prev: Optional[int] = None
         self._st_prev: Optional[int] = None
         self._gate_asr = 0
@@ -208,13 +242,15 @@ class StreamingSession:
         frames = self.enc_frames.view if self.enc_frames is not None else torch.zeros(0, self.m.encoder.embed_dim)
         return {"encoder_out": [frames[:, None]], "encoder_padding_mask": []}
 
-    def _ctc_extend(self, proj, dictionary, frames, prefix, prev_attr):
+    def _ctc_extend(self, proj, dictionary, frames, prefix, positions, prev_attr) -> None:
         if proj is None:
-            return []
+            return
         ids = proj(frames).argmax(-1).tolist()
-        prefix.extend(ctc_collapse(ids, ctc_blank(dictionary), getattr(self, prev_attr)))
+        first = self.count.encoder_frames - frames.size(0)
+        for tok, off in ctc_spikes(ids, ctc_blank(dictionary), getattr(self, prev_attr)):
+            prefix.append(tok)
+            positions.append(first + off)
         setattr(self, prev_attr, ids[-1])
-        return ids
 
     def _extend_cross_attention(self, new: torch.Tensor) -> None:
         """Append K/V of new encoder frames to every decoder layer's cached cross-attention."""
@@ -241,19 +277,23 @@ class StreamingSession:
         else:
             self.enc_frames.append(new)
         self.count.encoder_frames += new.size(0)
-        self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, "_asr_prev")
-        self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, "_st_prev")
+        self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, self.asr_frames, "_asr_prev")
+        self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, self.st_frames, "_st_prev")
         self._extend_cross_attention(new)
 
     def _track_silence(self, samples: np.ndarray) -> None:
         """Length (ms) of the silence at the end of what was heard, in 10 ms blocks."""
-        n = samples.size // features.HOP
-        if n == 0:
+        db = features.block_db(samples)
+        if db.size == 0:
             return
-        rms = np.sqrt(np.mean(samples[: n * features.HOP].reshape(n, features.HOP).astype(np.float64) ** 2, axis=1) + 1e-12)
-        loud = np.nonzero(20 * np.log10(rms) >= self.policy.silence_db)[0]
-        quiet_tail = n if loud.size == 0 else n - 1 - int(loud[-1])
+        loud = np.nonzero(db >= self.policy.silence_db)[0]
+        quiet_tail = db.size if loud.size == 0 else db.size - 1 - int(loud[-1])
         self._silence_ms = (self._silence_ms if loud.size == 0 else 0.0) + quiet_tail * features.FRAME_SHIFT_MS
+        if self._silence_ms >= self.policy.pause_ms:
+            start = round(1000 * self.count.samples / features.SAMPLE_RATE - self._silence_ms, 3)
+            if start != self._pause_start:  # a new pause: the sentence ends in its middle
+                self._pause_start = start
+                self._pause_cut_ms = start + self.policy.pause_ms / 2
 
     # ------------------------------------------------------------------ MT decoder
     def _max_len(self) -> int:
@@ -360,7 +400,7 @@ class StreamingSession:
         self.count.fbank_frames += feats.shape[0]
         asr_before = len(self.asr)
         self._accept_frames(self.m.encoder.streaming_step(torch.from_numpy(feats), self.enc_state))
-        return self._respond(asr_before)
+        return self._respond(self.asr[asr_before:])
 
     @torch.no_grad()
     def finish(self) -> StepOutput:
@@ -370,43 +410,120 @@ class StreamingSession:
         asr_before = len(self.asr)
         self._accept_frames(self.m.encoder.streaming_finish(self.enc_state))
         self.finished = True
-        out = self._respond(asr_before)
+        out = self._respond(self.asr[asr_before:])
         out.finished = True
+        self._final_mark = self.punct.close() if self.punct is not None else punct.MARKS.index(".")
         return out
 
-    def _at_pause(self) -> bool:
-        p = self.policy
-        if p.pause_ms is None or self.finished or not self.asr:
-            return False
-        if self._silence_ms < p.pause_ms:
-            return False
-        # close only once the encoder has covered the whole pause (its look-ahead lags the input),
-        # so the sentence's last frames and the CTC's late final tokens are not left to the next one
-        silence_start_ms = 1000 * self.count.samples / features.SAMPLE_RATE - self._silence_ms
-        return self.count.encoder_frames * FRAME_MS >= silence_start_ms + p.pause_ms
+    def _pause_boundary(self) -> Optional[tuple]:
+        """A pause heard in the input closes the sentence at its middle once the encoder has
+        covered that point (its look-ahead lags the input): (split, cut frame, mark)."""
+        if self._pause_cut_ms is None:
+            return None
+        cut = int(np.ceil(self._pause_cut_ms / FRAME_MS))
+        if self.count.encoder_frames < cut:
+            return None
+        self._pause_cut_ms = None
+        split = self._with_closing_marks(sum(f < cut for f in self.asr_frames))
+        if split == 0 or cut <= self._frame0:
+            return None  # nothing said since the last boundary
+        return split, cut, self.punct.close() if self.punct is not None else None
 
-    def _respond(self, asr_before: int) -> StepOutput:
-        out = StepOutput()
-        if self.translate:
-            self._update_allowance()
-            self._decode()
-            out = self._emit()
-        out.asr = "".join(self.m.asr_dict[t] for t in self.asr[asr_before:]).replace(WORD_START, " ") if self.m.asr_dict else ""
-        if self._at_pause():
-            self._closing = True  # close the sentence as if its source had ended
-            if self.translate:
-                self._update_allowance()
-                self._decode()
-                more = self._emit()
-                out.words, out.units = out.words + more.words, out.units + more.units
+    def _with_closing_marks(self, split: int) -> int:
+        """Move a split past the ASR's own closing marks (a late full stop belongs to the sentence
+        it closes)."""
+        while split < len(self.asr) and punct.piece_mark(self.m.asr_dict[self.asr[split]]) is not None:
+            split += 1
+        return split
+
+    def _learned_boundary(self, decided) -> Optional[tuple]:
+        """The first decided sentence end inside the current sentence: (split, cut frame, mark)."""
+        for ordinal, mark in decided:
+            n = ordinal - self._asr_base
+            if mark not in punct.SENTENCE_END or n < 0:
+                continue  # no sentence end, or one in a sentence already closed at a pause
+            split = self._with_closing_marks(n + 1)
+            cut = self.asr_frames[split] if split < len(self.asr) else self.count.encoder_frames
+            if cut <= self._frame0:
+                continue
+            return split, cut, mark
+        return None
+
+    def _advance(self, out: StepOutput) -> None:
+        """Translate what the policy allows and emit it (text, units, speech) into ``out``."""
+        if not self.translate:
+            return
+        self._update_allowance()
+        self._decode()
+        more = self._emit()
+        out.words += more.words
+        out.units += more.units
         if self.vocoder is not None:
-            out.pcm = self.vocoder.push(out.units, final=self.finished or self._closing)
-        if self._closing:
-            self.done_transcripts.append(self._current_transcript())
-            self.done_translations.append(self._current_translation())
-            self.count.sentences += 1
-            self._new_sentence()
+            out.pcm = np.concatenate([out.pcm, self.vocoder.push(more.units, final=self.finished or self._closing)])
+
+    def _respond(self, new_asr: List[int]) -> StepOutput:
+        out = StepOutput()
+        out.asr = "".join(self.m.asr_dict[t] for t in new_asr).replace(WORD_START, " ") if self.m.asr_dict else ""
+        decided = []
+        if self.punct is not None and new_asr:
+            base = self._asr_base + len(self.asr) - len(new_asr)
+            decided = self.punct.push([(t, base + i) for i, t in enumerate(new_asr)])
+        self._advance(out)
+        while not self.finished:
+            b = self._learned_boundary(decided)
+            if b is not None:
+                self._close_sentence(out, *b, trigger="learned")
+                self.count.learned_boundaries += 1
+                self._advance(out)  # the next sentence may already have enough to translate
+            else:
+                b = self._pause_boundary()
+                if b is None:
+                    break
+                self._close_sentence(out, *b, trigger="pause")
+                self.count.pause_boundaries += 1
+                self._advance(out)
         return out
+
+    def _close_sentence(self, out: StepOutput, split: int, cut: int, mark: Optional[int], trigger: str) -> None:
+        """Close the sentence made of asr[:split] and the frames before ``cut`` (stream-wide
+        index); what follows starts the next sentence."""
+        rel = cut - self._frame0
+        n_frames = self.enc_frames.n if self.enc_frames is not None else 0
+        carry_frames = self.enc_frames.view[rel:].clone() if rel < n_frames else None
+        keep_st = sum(f < cut for f in self.st_frames)
+        carry = (self.asr[split:], self.asr_frames[split:], self.st[keep_st:], self.st_frames[keep_st:],
+                 self._asr_prev, self._st_prev)
+        if rel < n_frames:  # the closing sentence sees its own frames only
+            self.enc_frames.n = rel
+            for gk, gv in self._kv.values():
+                gk.n = gv.n = min(gk.n, rel)
+            for layer in self.m.mt_decoder.layers:
+                buf = layer.encoder_attn._get_input_buffer(self.inc)
+                if "prev_key" in buf:
+                    buf["prev_key"], buf["prev_value"] = buf["prev_key"][:, :, :rel], buf["prev_value"][:, :, :rel]
+                    self.inc = layer.encoder_attn._set_input_buffer(self.inc, buf)
+        del self.asr[split:], self.asr_frames[split:], self.st[keep_st:], self.st_frames[keep_st:]
+        self._closing = True  # finish the sentence as if its source had ended
+        self._advance(out)
+        if mark is None:
+            mark = punct.MARKS.index(".")
+        transcript, translation = self._current_transcript(), self._current_translation()
+        self.done_transcripts.append(transcript)
+        self.done_translations.append(translation)
+        self.done_marks.append(mark)
+        openers = self.res.punct.openers if self.res.punct is not None else {}
+        out.sentences.append((punct.recompose(transcript, mark, openers), punct.recompose(translation, mark, {}, keep_own=True)))
+        self.boundary_log.append({"at_ms": 1000 * self.count.samples / features.SAMPLE_RATE, "cut_ms": cut * FRAME_MS,
+                                  "trigger": trigger})
+        self.count.sentences += 1
+        self.count.closed_tokens += len(self.committed)
+        self._asr_base += split
+        self._frame0 = cut
+        self._new_sentence()
+        self.asr, self.asr_frames, self.st, self.st_frames, self._asr_prev, self._st_prev = carry
+        self.asr, self.asr_frames, self.st, self.st_frames = list(self.asr), list(self.asr_frames), list(self.st), list(self.st_frames)
+        if carry_frames is not None:
+            self.enc_frames = GrowingTensor(carry_frames, 0)
 
     # ------------------------------------------------------------------ views
     def _current_transcript(self) -> str:
@@ -422,3 +539,15 @@ class StreamingSession:
     @property
     def translation(self) -> str:
         return " ".join(t for t in self.done_translations + [self._current_translation()] if t)
+
+    def recomposed(self) -> tuple:
+        """(transcript, translation) as shown: closed sentences capitalised and punctuated by the
+        boundary that closed them, then the open sentence as it stands."""
+        openers = self.res.punct.openers if self.res.punct is not None else {}
+        marks = self.done_marks + ([self._final_mark] if self.finished else [])
+        src = [punct.recompose(t, m, openers) for t, m in zip(self.done_transcripts + [self._current_transcript()], marks)]
+        tgt = [punct.recompose(t, m, {}, keep_own=True) for t, m in zip(self.done_translations + [self._current_translation()], marks)]
+        if not self.finished:  # the open sentence as it stands
+            src.append(self._current_transcript())
+            tgt.append(self._current_translation())
+        return " ".join(x for x in src if x), " ".join(x for x in tgt if x)

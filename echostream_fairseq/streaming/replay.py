@@ -26,6 +26,7 @@ class Replay:
     events: List[Event] = field(default_factory=list)
     transcript: str = ""
     translation: str = ""
+    display: tuple = ("", "")  # (transcript, translation) recomposed: sentences capitalised and punctuated
     pcm: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     sample_rate: int = features.SAMPLE_RATE
 
@@ -67,7 +68,7 @@ def replay(res: Resources, wav: np.ndarray, segment_ms: float = 320, policy: Opt
         if last:
             fin = s.finish()
             out = StepOutput(out.asr + fin.asr, out.words + fin.words, out.units + fin.units,
-                             np.concatenate([out.pcm, fin.pcm]), True)
+                             np.concatenate([out.pcm, fin.pcm]), True, out.sentences + fin.sentences)
         spent += 1000 * (time.perf_counter() - t0)
         pcm.append(out.pcm)
         if not out.empty or last:
@@ -78,6 +79,7 @@ def replay(res: Resources, wav: np.ndarray, segment_ms: float = 320, policy: Opt
         if last:
             break
     result.transcript, result.translation = s.transcript, s.translation
+    result.display = s.recomposed()
     result.pcm = np.concatenate(pcm) if pcm else result.pcm
     return result
 

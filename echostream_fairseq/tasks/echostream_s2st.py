@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+import numpy as np
 import torch
 import yaml
 from fairseq.data import Dictionary
@@ -70,11 +72,43 @@ class EchoStreamDataConfig(S2SDataConfig):
                 voc[k] = str(p)
         if self.config.get("audio_root"):
             self.config["audio_root"] = str(_resolve(self.config["audio_root"], root))
+        aug = self.config.get("silence_augment")
+        if aug is not None:
+            try:
+                self.silence_augment = SilenceAugment(**aug)
+            except (TypeError, ValueError) as e:
+                raise DataConfigError(f"{yaml_path}: silence_augment: {e}") from None
+        else:
+            self.silence_augment = None
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
                 f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
                 f"the front end computes {features.NUM_MEL_BINS}-dim fbank"
             )
+
+
+@dataclass
+class SilenceAugment:
+    """Training-split audio gets, with probability ``prob``, leading and trailing silence of
+    0..``max_ms`` each over white noise at ``noise_db`` (a [low, high] dBFS range): utterances
+    then start and end the way sentences do inside a stream or after a microphone opens."""
+
+    prob: float = 0.5
+    max_ms: float = 1500.0
+    noise_db: List[float] = field(default_factory=lambda: [-75.0, -50.0])
+
+    def __post_init__(self):
+        if not 0 <= self.prob <= 1 or self.max_ms < 0 or len(self.noise_db) != 2 or self.noise_db[0] > self.noise_db[1]:
+            raise ValueError(f"need 0 <= prob <= 1, max_ms >= 0 and noise_db [low, high], got {self}")
+
+    def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if rng.random() >= self.prob:
+            return wav
+        sr = features.SAMPLE_RATE
+        lead, tail = (int(rng.uniform(0, self.max_ms) * sr / 1000) for _ in range(2))
+        out = np.concatenate([np.zeros(lead, np.float32), wav, np.zeros(tail, np.float32)])
+        noise = 10 ** (rng.uniform(*self.noise_db) / 20)
+        return np.clip(out + (rng.standard_normal(out.size) * noise).astype(np.float32), -1, 1)
 
 
 def load_multitask_config(yaml_path: Path) -> Dict[str, SingleTaskConfig]:
@@ -123,7 +157,17 @@ def load_multitask_config(yaml_path: Path) -> Dict[str, SingleTaskConfig]:
 
 class EchoStreamDataset(SpeechToSpeechMultitaskDataset):
     """Source audio is a wav (read with soundfile, fbank by :mod:`echostream_fairseq.features`)
-    or a ``zip:offset:length`` of fbank ``.npy`` (read by fairseq)."""
+    or a ``zip:offset:length`` of fbank ``.npy`` (read by fairseq). On training splits, wavs get
+    the data config's ``silence_augment`` (drawn per epoch and utterance, reproducibly)."""
+
+    epoch = 1
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    @property
+    def can_reuse_epoch_itr_across_epochs(self):
+        return False
 
     def _get_source_audio(self, index: int) -> torch.Tensor:
         path = self.audio_paths[index]
@@ -131,7 +175,11 @@ class EchoStreamDataset(SpeechToSpeechMultitaskDataset):
         if slice_ptr:
             feats = get_features_or_waveform(path, need_waveform=False)
         else:
-            feats = features.fbank(features.read_audio(path))
+            wav = features.read_audio(path)
+            aug = self.cfg.silence_augment if self.is_train_split else None
+            if aug is not None:
+                wav = aug(wav, np.random.default_rng([self.epoch, index]))
+            feats = features.fbank(wav)
         if self.feature_transforms is not None:
             feats = self.feature_transforms(feats)
         return torch.from_numpy(feats).float()

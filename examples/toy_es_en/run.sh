@@ -14,6 +14,7 @@ RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini; EVAL=$RUNS/toy_e
 ASSETS=${ASSETS:-assets}
 VOC_STEPS=${VOC_STEPS:-1500}
 MAX_UPDATE=${MAX_UPDATE:-1800}
+FT_UPDATES=${FT_UPDATES:-400}  # then fine-tuned with silence augmentation (config_aug.yaml)
 SEGMENTS=${SEGMENTS:-160 320 640}
 SPEECH_SEGMENTS=${SPEECH_SEGMENTS:-$SEGMENTS}  # S2ST + ASR-BLEU (about 12 min per segment size here)
 BIN=$PWD/.venv/bin
@@ -28,11 +29,20 @@ mkdir -p "$RUNS" "$EVAL"
 
 VOC_CMD=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C/dev.tsv" --units-dir "$C/units"
   --num-units $K --save-dir "$VOC" --max-steps "$VOC_STEPS" --save-interval 250 --log-interval 50 --threads 1 --no-progress-bar)
-TRAIN_CMD=("$BIN/fairseq-train" "$D" --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini
-  --criterion echostream_multitask --config-yaml config.yaml --multitask-config-yaml config_mtl.yaml
+# train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
+train_cmd() { TRAIN_CMD=("$BIN/fairseq-train" "$D" --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini
+  --criterion echostream_multitask --config-yaml "$1" --multitask-config-yaml config_mtl.yaml
   --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 --clip-norm 5 --label-smoothing 0.1
-  --max-tokens 20000 --max-update "$MAX_UPDATE" --unit-upsample 16 --save-dir "$CKPT" --save-interval-updates 200
-  --keep-interval-updates 2 --train-subset train --valid-subset dev --num-workers 0 --seed 1)
+  --max-tokens 20000 --max-update "$2" --unit-upsample 16 --save-dir "$CKPT" --save-interval-updates 200
+  --keep-interval-updates 2 --train-subset train --valid-subset dev --num-workers 0 --seed 1); }
+train_cmd config.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}")
+train_cmd config_aug.yaml "$((MAX_UPDATE + FT_UPDATES))"; TRAIN2=("${TRAIN_CMD[@]}")
+
+PUNCT=$RUNS/punct/punct.pt
+PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.es" --valid-text "$C/dev.es" --spm "$D/spm_src.model"
+  --dict "$D/dict_src.txt" --out "$PUNCT" --steps 1500 --threads 1 --no-progress-bar)
+LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --pause-ms 700 1200 --format flac --seed 1"
+  "$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --no-pause --format flac --seed 2")
 
 if stage 1; then
   say "1/8 data"; examples/toy_es_en/prepare_data.sh "$DATA_ROOT"
@@ -42,16 +52,23 @@ if stage 2; then
   mkdir -p "$VOC"; logged "$VOC/train.log" "${VOC_CMD[@]}"
 fi
 if stage 3; then
-  say "3/8 model: fairseq-train echostream_mini, $MAX_UPDATE updates -> $CKPT (log $CKPT/train.log)"
-  mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN_CMD[@]}"
+  say "3/8 model: fairseq-train echostream_mini, $MAX_UPDATE updates, then $FT_UPDATES with silence augmentation -> $CKPT (log $CKPT/train.log)"
+  mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
+  [ -f "$D/config_aug.yaml" ] || { cp "$D/config.yaml" "$D/config_aug.yaml"
+    printf 'silence_augment:\n  prob: 0.5\n  max_ms: 1500\n  noise_db: [-75, -50]\n' >> "$D/config_aug.yaml"; }
+  logged "$CKPT/train.log" "${TRAIN2[@]}"
+  say "3/8 punctuation / sentence-boundary model -> $PUNCT"
+  logged "$RUNS/punct.log" "${PUNCT_CMD[@]}"
 fi
 GEN=$(ls "$VOC"/g_* 2>/dev/null | sort | tail -1 || true)
 if stage 4; then
-  say "4/8 export -> $ASSETS (model $CKPT/checkpoint_best.pt, vocoder $GEN)"
+  say "4/8 export -> $ASSETS (model $CKPT/checkpoint_last.pt, vocoder $GEN, punctuation $PUNCT, long-form test streams)"
   [ -n "$GEN" ] || { echo "no vocoder checkpoint in $VOC: run stage 2" >&2; exit 1; }
-  "$BIN/echostream-export-assets" --checkpoint "$CKPT/checkpoint_best.pt" --data-dir "$D" --vocoder "$GEN" \
+  rm -rf "$RUNS/longform"; for cmd in "${LONGFORM_CMDS[@]}"; do $cmd > /dev/null; done
+  "$BIN/echostream-export-assets" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --vocoder "$GEN" --punct "$PUNCT" --longform "$RUNS/longform" \
     --kmeans "$C/units/kmeans.npy" --examples-list "$C/test.tsv" --num-examples 5 --out "$ASSETS" \
-    --built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${VOC_CMD[*]#$PWD/}" --built-by "${TRAIN_CMD[*]#$PWD/}"
+    --built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${VOC_CMD[*]#$PWD/}" --built-by "${TRAIN1[*]#$PWD/}" \
+    --built-by "${TRAIN2[*]#$PWD/}" --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
 fi
 M=$(realpath -m "$ASSETS/model")
 if stage 5; then

@@ -2,7 +2,7 @@
 "use strict";
 const $ = (id) => document.getElementById(id);
 const RATE = 16000;
-let ws = null, ctx = null, stream = null, node = null, playAt = 0, audioMs = 0, down = null;
+let ws = null, ctx = null, stream = null, node = null, playAt = 0, audioMs = 0, down = null, sentences = 0;
 
 function status(s) { $("status").textContent = s; }
 
@@ -43,6 +43,7 @@ function playPcm(buf) {
 function open(onReady) {
   $("transcript").textContent = ""; $("translation").textContent = "";
   audioMs = 0; $("audio-ms").textContent = "0"; $("latency").textContent = "–";
+  sentences = 0; $("sentences").textContent = "0";
   ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
   ws.binaryType = "arraybuffer";
   ws.onopen = () => ws.send(JSON.stringify({ type: "start", sample_rate: RATE, format: "s16le", channels: 1,
@@ -51,12 +52,14 @@ function open(onReady) {
     if (typeof m.data !== "string") { playPcm(m.data); return; }
     const ev = JSON.parse(m.data);
     if (ev.type === "ready") { status("streaming"); onReady(); }
-    else if (ev.type === "asr") $("transcript").textContent = ev.transcript;
-    else if (ev.type === "translation") $("translation").textContent = ev.text;
+    else if (ev.type === "asr") $("transcript").textContent = ev.display;
+    else if (ev.type === "translation") $("translation").textContent = ev.display;
+    else if (ev.type === "sentence") $("sentences").textContent = ++sentences;
     else if (ev.type === "latency") $("latency").textContent = `${Math.round(ev.source_ms)} ms heard, ${Math.round(ev.compute_ms)} ms compute`;
     else if (ev.type === "done") {
       const l = ev.latency;
       $("latency").textContent = `AL ${Math.round(l.AL)} ms (computation-aware ${Math.round(l.AL_CA)} ms)`;
+      $("transcript").textContent = ev.display.transcript; $("translation").textContent = ev.display.translation;
       status("done");
     } else if (ev.type === "error") status(`error ${ev.code}: ${ev.message}`);
   };

@@ -1,0 +1,93 @@
+"""echostream-train-punct: train the streaming punctuation / sentence-boundary model (a
+controllable time-delay Transformer) over the ASR-CTC vocabulary of a prepared data folder.
+
+Training text: punctuated source-language text, one sentence (or paragraph) per line -- the toy
+corpus's own source sentences ({pair}/train.es), or for real data the source transcripts of the
+training set (for CoVoST 2 / CVSS-C: the `sentence` column of the source-language train TSV).
+The sentencepiece model and dictionary must be those of the ASR-CTC head (the data folder's
+spm_src.model and dict_src.txt), so the model reads the head's output ids directly.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def read_text(path: Path, column: str = None):
+    if not path.is_file():
+        raise FileNotFoundError(f"text file not found: {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if column is None:
+        return [ln for ln in lines if ln.strip()]
+    header = lines[0].split("\t")
+    if column not in header:
+        raise ValueError(f"{path}: no column {column!r} (header: {', '.join(header)})")
+    c = header.index(column)
+    out = []
+    for n, ln in enumerate(lines[1:], start=2):
+        cells = ln.split("\t")
+        if len(cells) <= c:
+            raise ValueError(f"{path}, row {n}: {len(cells)} columns, expected at least {c + 1}")
+        if cells[c].strip():
+            out.append(cells[c])
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="echostream-train-punct", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--train-text", type=Path, nargs="+", required=True, help="punctuated source text files (one sentence per line)")
+    p.add_argument("--valid-text", type=Path, nargs="*", default=[], help="held-out text for the boundary F1 reported at the end")
+    p.add_argument("--column", help="read this column of TSV files with a header instead of whole lines (e.g. src_text)")
+    p.add_argument("--spm", type=Path, required=True, help="sentencepiece model of the ASR-CTC head (spm_src.model)")
+    p.add_argument("--dict", type=Path, required=True, help="fairseq dictionary of the ASR-CTC head (dict_src.txt)")
+    p.add_argument("--out", type=Path, required=True, help="output checkpoint (e.g. assets/model/punct.pt)")
+    p.add_argument("--no-line-end", action="store_true", help="lines are paragraphs: a line end is not a sentence end")
+    m = p.add_argument_group("model")
+    m.add_argument("--dim", type=int, default=128)
+    m.add_argument("--layers", type=int, default=2)
+    m.add_argument("--heads", type=int, default=4)
+    m.add_argument("--ffn", type=int, default=256)
+    m.add_argument("--window", type=int, default=64, help="tokens of context (default 64)")
+    m.add_argument("--max-delay", type=int, default=4, help="largest look-ahead (tokens) the model is trained for (default 4)")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=int, default=1500)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--no-progress-bar", action="store_true")
+    args = p.parse_args(argv)
+
+    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr, force=True)
+    import sentencepiece as spm
+    import torch
+    from fairseq.data import Dictionary
+
+    from .. import punct
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        for f in (args.spm, args.dict):
+            if not f.is_file():
+                raise FileNotFoundError(f"not found: {f}")
+        sp = spm.SentencePieceProcessor(model_file=str(args.spm))
+        d = Dictionary.load(str(args.dict))
+        train_lines = [ln for f in args.train_text for ln in read_text(f, args.column)]
+        valid_lines = [ln for f in args.valid_text for ln in read_text(f, args.column)]
+        train_sents = punct.encode_lines(train_lines, sp, d, not args.no_line_end)
+        valid_sents = punct.encode_lines(valid_lines, sp, d, not args.no_line_end)
+        if not train_sents:
+            raise ValueError(f"no training text in {', '.join(map(str, args.train_text))}")
+    except (OSError, ValueError) as e:
+        sys.exit(f"echostream-train-punct: {e}")
+    cfg = punct.PunctConfig(dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, window=args.window, max_delay=args.max_delay)
+    logging.info("%d training sentences (%d tokens), %d held out", len(train_sents), sum(len(s[0]) for s in train_sents), len(valid_sents))
+    model = punct.train(train_sents, valid_sents, [d[i] for i in range(len(d))], punct.openers_of(train_lines), cfg, d.pad(),
+                        steps=args.steps, batch=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.no_progress_bar)
+    model.save(args.out)
+    logging.info("wrote %s", args.out)
+
+
+if __name__ == "__main__":
+    main()
