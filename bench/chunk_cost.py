@@ -36,21 +36,25 @@ CHUNK_MS = 320
 POINTS_S = (1, 10, 60, 300)
 
 
-def long_stream(corpus: Path, seconds: float) -> np.ndarray:
-    """Source utterances of a list file (or of a corpus folder's test/dev/train lists), end to end."""
+def long_stream(corpus: Path, seconds: float):
+    """Source utterances of a list file (or of a corpus folder's test/dev/train lists), end to
+    end and repeated if need be; returns the audio and the length (s) of one pass over the list."""
     wavs, total = [], 0
     lists = [corpus] if corpus.is_file() else [corpus / f"{s}.tsv" for s in ("test", "dev", "train") if (corpus / f"{s}.tsv").is_file()]
     rows = [(lst.parent, r) for lst in lists for r in read_list(lst)]
     if not rows:
         raise FileNotFoundError(f"no list files in {corpus}")
     i = 0
+    one_pass = None
     while total < seconds * features.SAMPLE_RATE:
         root, row = rows[i % len(rows)]
         w = features.read_audio(root / row["src_audio"])
         wavs.append(w)
         total += len(w)
         i += 1
-    return np.concatenate(wavs)[: int(seconds * features.SAMPLE_RATE)]
+        if i == len(rows):
+            one_pass = total / features.SAMPLE_RATE
+    return np.concatenate(wavs)[: int(seconds * features.SAMPLE_RATE)], one_pass
 
 
 @torch.no_grad()
@@ -81,9 +85,10 @@ def main(argv=None):
     p.add_argument("--data-dir", type=Path, default=Path("assets/model"))
     p.add_argument("--corpus", type=Path, default=Path("assets/examples/examples.tsv"),
                    help="a list file, or a corpus folder with {test,dev,train}.tsv (default: the shipped examples)")
-    p.add_argument("--seconds", type=float, default=max(POINTS_S) + 2)
+    p.add_argument("--seconds", type=float, help="stream length (default: enough for the last point and its window)")
     p.add_argument("--repeats", type=int, default=3, help="baseline chunks timed at each point (median)")
-    p.add_argument("--window", type=int, default=25, help="engine chunks averaged at each point (default 25, 8 s)")
+    p.add_argument("--window", type=int, help="engine chunks averaged at each point (default: one pass over the list when the "
+                                               "stream repeats it, so every point averages the same sentences; else 25)")
     p.add_argument("--vocoder-checkpoint", type=Path, help="default: the data config's vocoder")
     p.add_argument("--vocoder-config", type=Path)
     p.add_argument("--threads", type=int, default=2)
@@ -109,7 +114,11 @@ def main(argv=None):
         print(f"note: {args.data_dir} names no vocoder; timing an untrained small CodeHiFiGAN ({voc_cfg}); cost does not depend on its weights")
     res = load_resources(args.checkpoint, args.data_dir, vocoder_checkpoint=voc_ckpt, vocoder_config=voc_cfg,
                          punct_model=None if args.no_boundaries else args.punct)
-    audio = long_stream(args.corpus, args.seconds)
+    if args.seconds is None:
+        args.seconds = max(POINTS_S) + 61
+    audio, one_pass = long_stream(args.corpus, args.seconds)
+    if args.window is None:
+        args.window = int(np.ceil(one_pass * 1000 / CHUNK_MS)) if one_pass and one_pass <= 60 else 25
     chunk = CHUNK_MS * features.SAMPLE_RATE // 1000
     n_chunks = len(audio) // chunk
     marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + max(args.window, args.repeats) <= n_chunks}

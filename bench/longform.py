@@ -10,7 +10,8 @@ twice, in two processes side by side (one core each):
   the translation keeps up with the talk (as a system without segmentation must).
 
 At each mark (default 1, 10 and 60 minutes) it reports the mean wall time per chunk over the
-``--window-s`` seconds before the mark, the process's resident memory, and the size of the
+``--window-s`` seconds before the mark (default: one pass of the repeated stream, so that every
+mark averages over the same sentences), the process's resident memory, and the size of the
 session's own state (encoder-frame window, cross-attention keys/values, decoder states, CTC
 prefixes, unit history). Last line: ``longform_ratio cost=<x> memory=<y>``, 60 min over 1 min
 with boundaries on (memory: resident memory).
@@ -68,7 +69,8 @@ def worker(args, boundaries: bool, queue) -> None:
     chunk = args.segment_ms * features.SAMPLE_RATE // 1000
     per_min = 60_000 // args.segment_ms
     marks = {int(m * per_min): m for m in args.marks}
-    window = int(args.window_s * 1000 // args.segment_ms)
+    window_s = args.window_s or base.size / features.SAMPLE_RATE
+    window = int(window_s * 1000 // args.segment_ms)
     times, rows, total, pos = [], [], 0.0, 0
     for i in range(max(marks) + 1):
         piece = np.take(base, np.arange(pos, pos + chunk), mode="wrap")  # the stream repeats
@@ -85,7 +87,7 @@ def worker(args, boundaries: bool, queue) -> None:
                          "frames_in_window": session.enc_frames.n if session.enc_frames is not None else 0})
             print(f"  [{'on' if boundaries else 'off'}] {marks[i + 1]:g} min: {rows[-1]['ms_per_chunk']:.1f} ms/chunk, "
                   f"{rows[-1]['rss_mb']:.0f} MB", flush=True)
-    queue.put((boundaries, rows, total / ((max(marks) + 1) * args.segment_ms / 1000)))
+    queue.put((boundaries, rows, total / ((max(marks) + 1) * args.segment_ms / 1000), window_s))
 
 
 def main(argv=None):
@@ -96,7 +98,7 @@ def main(argv=None):
     p.add_argument("--longform", type=Path, default=Path("assets/longform"), help="echostream-make-longform output")
     p.add_argument("--stream", default="pauses0", help="stream to repeat (default pauses0)")
     p.add_argument("--marks", type=float, nargs="+", default=[1, 10, 60], help="minutes into the stream (default 1 10 60)")
-    p.add_argument("--window-s", type=float, default=30.0, help="seconds of chunks averaged before each mark (default 30)")
+    p.add_argument("--window-s", type=float, help="seconds of chunks averaged before each mark (default: the length of the repeated stream)")
     p.add_argument("--segment-ms", type=int, default=320)
     p.add_argument("--pause-ms", type=float, default=600.0)
     p.add_argument("--punct-delay", type=int, default=2)
@@ -113,14 +115,14 @@ def main(argv=None):
         pr.start()
     results = {}
     for _ in procs:
-        b, rows, rtf = queue.get()
+        b, rows, rtf, window_s = queue.get()
         results[b] = (rows, rtf)
     for pr in procs:
         pr.join()
         if pr.exitcode:
             raise SystemExit(f"a worker failed (exit code {pr.exitcode})")
     print(f"\n{args.stream} repeated to {args.marks[-1]:g} min, {args.segment_ms} ms chunks, one core per run, "
-          f"{time.time() - t0:.0f} s wall; cost = mean over the {args.window_s:g} s before each mark")
+          f"{time.time() - t0:.0f} s wall; cost = mean over the {window_s:.1f} s before each mark")
     print(f"{'boundaries':>10} | {'minute':>6} | {'ms/chunk':>8} | {'p90 ms':>6} | {'RSS MB':>7} | {'state MB':>8} | {'frames in window':>16} | sentences")
     for b in (True, False):
         rows, rtf = results[b]

@@ -250,13 +250,42 @@ def openers_of(lines: Sequence[str]) -> Dict[str, str]:
     return found
 
 
-def stream_batch(sents, batch: int, window: int, rng: random.Random, pad: int):
+class Degrade:
+    """Make clean text look like a streaming transcript of running speech: with probability
+    ``p`` a sentence loses what marks its start (its first pieces lower-cased, an opening mark
+    dropped), and tokens drop out at rate ``p_drop``. Without pauses between sentences the ASR
+    rarely hears a sentence start as one."""
+
+    def __init__(self, symbols: List[str], p: float = 0.5, p_drop: float = 0.05):
+        index = {s: i for i, s in enumerate(symbols)}
+        self.lower = {i: index[s.lower()] for i, s in enumerate(symbols) if s.lower() != s and s.lower() in index}
+        self.opener = {i for i, s in enumerate(symbols) if s.replace(WORD_START, "") in OPENERS.values()}
+        self.p, self.p_drop = p, p_drop
+
+    def __call__(self, sent, rng: random.Random):
+        ids, labels = list(sent[0]), list(sent[1])
+        if rng.random() < self.p:
+            if ids and ids[0] in self.opener and len(ids) > 1:
+                ids, labels = ids[1:], labels[1:]
+            ids[:2] = [self.lower.get(i, i) for i in ids[:2]]
+        keep = [n for n in range(len(ids)) if n == len(ids) - 1 or rng.random() >= self.p_drop]
+        for n in range(len(ids) - 1):
+            if labels[n] and n not in keep:  # a dropped token's mark moves to the one before
+                prev = max((k for k in keep if k < n), default=None)
+                if prev is not None:
+                    labels[prev] = labels[n]
+        return [ids[n] for n in keep], [labels[n] for n in keep]
+
+
+def stream_batch(sents, batch: int, window: int, rng: random.Random, pad: int, degrade: Optional[Degrade] = None):
     """Random windows of sentences laid end to end (as a long talk would be)."""
     ids, labels = [], []
     for _ in range(batch):
         seq, lab = [], []
         while len(seq) < window + rng.randrange(window):
             s = sents[rng.randrange(len(sents))]
+            if degrade is not None:
+                s = degrade(s, rng)
             seq += s[0]
             lab += s[1]
         start = rng.randrange(max(1, len(seq) - window + 1))
@@ -295,7 +324,7 @@ def evaluate(model: PunctModel, sents, delay: int, n_streams: int = 20, per_stre
 
 def train(train_sents, valid_sents, symbols: List[str], openers: Dict[str, str], cfg: PunctConfig, pad: int,
           steps: int = 1500, batch: int = 32, lr: float = 1e-3, seed: int = 1, progress: bool = True,
-          log_interval: int = 100) -> PunctModel:
+          log_interval: int = 100, degrade: float = 0.5) -> PunctModel:
     from tqdm import tqdm
 
     torch.manual_seed(seed)
@@ -303,10 +332,11 @@ def train(train_sents, valid_sents, symbols: List[str], openers: Dict[str, str],
     net = CTTransformer(len(symbols), cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    noisy = Degrade(symbols, degrade) if degrade > 0 else None
     bar = tqdm(range(steps), desc="punct", unit="step", disable=not progress, dynamic_ncols=True)
     net.train()
     for step in bar:
-        x, y, pad_mask = stream_batch(train_sents, batch, cfg.window, rng, pad)
+        x, y, pad_mask = stream_batch(train_sents, batch, cfg.window, rng, pad, noisy)
         logits = net(x, rng.randint(0, cfg.max_delay), pad_mask)
         loss = F.cross_entropy(logits.reshape(-1, len(MARKS)), y.reshape(-1), ignore_index=-100)
         opt.zero_grad()
@@ -318,7 +348,7 @@ def train(train_sents, valid_sents, symbols: List[str], openers: Dict[str, str],
         if (step + 1) % log_interval == 0 or step + 1 == steps:
             logger.info("step %d loss %.4f", step + 1, loss.item())
     model = PunctModel(net, symbols, openers)
-    meta = {"steps": steps, "train_sentences": len(train_sents)}
+    meta = {"steps": steps, "train_sentences": len(train_sents), "degrade": degrade}
     if valid_sents:
         for d in range(cfg.max_delay + 1):
             r = evaluate(model, valid_sents, d)

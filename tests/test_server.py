@@ -110,16 +110,17 @@ def test_stream_equals_the_engine_on_the_same_audio(server, res, examples):
 
 
 def test_a_long_talk_arrives_sentence_by_sentence(server, res):
-    """The held-out long-form stream (12 sentences with pauses): the server's learned and pause
-    boundaries close sentences as the engine's do, each sent punctuated as it closes."""
+    """The held-out long-form stream (sentences with pauses; its first 28 s, under the test
+    server's 30 s limit): the server's learned and pause boundaries close sentences as the
+    engine's do, each sent punctuated as it closes."""
     from echostream_fairseq.prep import longform
 
     base, url = server
-    wav = features.read_audio(longform.stream_audio(ROOT / "longform", "pauses0"))
+    wav = features.read_audio(longform.stream_audio(ROOT / "longform", "pauses0"))[: 28 * 16000]
     events, _, done = asyncio.run(stream(url, wav, 16000, 320, outputs=("asr", "translation")))
     ref = replay(res, wav, 320, _policy(base), speech=False)
     sentences = [e for e in events if e["type"] == "sentence"]
-    assert len(sentences) == sum(len(e.out.sentences) for e in ref.events) >= 8
+    assert len(sentences) == sum(len(e.out.sentences) for e in ref.events) >= 5
     assert [(e["transcript"], e["translation"]) for e in sentences] == [x for e in ref.events for x in e.out.sentences]
     assert all(e["translation"][-1] in ".?!" for e in sentences if e["translation"])
     assert (done["display"]["transcript"], done["display"]["translation"]) == ref.display

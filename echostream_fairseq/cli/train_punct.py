@@ -53,6 +53,9 @@ def main(argv=None):
     t.add_argument("--steps", type=int, default=1500)
     t.add_argument("--batch-size", type=int, default=32)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--degrade", type=float, default=0.5,
+                   help="share of training sentences whose start marks (capital, opening ¿) are removed and "
+                        "tokens dropped, as a transcript of speech without pauses has them (default 0.5; 0: clean text)")
     t.add_argument("--seed", type=int, default=1)
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--no-progress-bar", action="store_true")
@@ -84,7 +87,8 @@ def main(argv=None):
     cfg = punct.PunctConfig(dim=args.dim, layers=args.layers, heads=args.heads, ffn=args.ffn, window=args.window, max_delay=args.max_delay)
     logging.info("%d training sentences (%d tokens), %d held out", len(train_sents), sum(len(s[0]) for s in train_sents), len(valid_sents))
     model = punct.train(train_sents, valid_sents, [d[i] for i in range(len(d))], punct.openers_of(train_lines), cfg, d.pad(),
-                        steps=args.steps, batch=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.no_progress_bar)
+                        steps=args.steps, batch=args.batch_size, lr=args.lr, seed=args.seed, progress=not args.no_progress_bar,
+                        degrade=args.degrade)
     model.save(args.out)
     logging.info("wrote %s", args.out)
 

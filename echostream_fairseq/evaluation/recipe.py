@@ -171,8 +171,11 @@ def markdown(out: dict) -> str:
 
 
 def plot(rows: List[dict], path: Path) -> None:
+    import logging
+
     import matplotlib
 
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its font search logs hundreds of lines at DEBUG
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

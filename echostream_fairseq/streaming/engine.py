@@ -53,6 +53,27 @@ WORD_START = "\u2581"
 FRAME_MS = features.FRAME_SHIFT_MS * REDUCTION  # one encoder frame
 
 
+def _load_malloc_trim():
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _load_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Hand the heap memory that freed tensors leave behind back to the OS. Per-sentence
+    tensors of ever-different sizes otherwise fragment glibc's heap, and a long session's
+    resident memory creeps up although its live state is bounded (measured: +16 % over the
+    first 10 minutes of a talk without it, flat with it; bench/longform.py)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 class GrowingTensor:
     """Append along one dimension in amortised O(new): capacity doubles, ``view`` is a slice."""
 
@@ -524,6 +545,7 @@ class StreamingSession:
         self.asr, self.asr_frames, self.st, self.st_frames = list(self.asr), list(self.asr_frames), list(self.st), list(self.st_frames)
         if carry_frames is not None:
             self.enc_frames = GrowingTensor(carry_frames, 0)
+        release_freed_memory()
 
     # ------------------------------------------------------------------ views
     def _current_transcript(self) -> str:
