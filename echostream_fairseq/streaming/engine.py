@@ -491,18 +491,13 @@ class StreamingSession:
             decided = self.punct.push([(t, base + i) for i, t in enumerate(new_asr)])
         self._advance(out)
         while not self.finished:
-            b = self._learned_boundary(decided)
-            if b is not None:
-                self._close_sentence(out, *b, trigger="learned")
-                self.count.learned_boundaries += 1
-                self._advance(out)  # the next sentence may already have enough to translate
-            else:
-                b = self._pause_boundary()
-                if b is None:
-                    break
-                self._close_sentence(out, *b, trigger="pause")
-                self.count.pause_boundaries += 1
-                self._advance(out)
+            b, trigger = self._learned_boundary(decided), "learned"
+            if b is None:
+                b, trigger = self._pause_boundary(), "pause"
+            if b is None:
+                break
+            self._close_sentence(out, *b, trigger=trigger)
+            self._advance(out)  # the next sentence may already have enough to translate
         return out
 
     def _close_sentence(self, out: StepOutput, split: int, cut: int, mark: Optional[int], trigger: str) -> None:
@@ -532,17 +527,19 @@ class StreamingSession:
         self.done_transcripts.append(transcript)
         self.done_translations.append(translation)
         self.done_marks.append(mark)
-        openers = self.res.punct.openers if self.res.punct is not None else {}
-        out.sentences.append((punct.recompose(transcript, mark, openers), punct.recompose(translation, mark, {}, keep_own=True)))
+        out.sentences.append(self._shown(transcript, translation, mark))
         self.boundary_log.append({"at_ms": 1000 * self.count.samples / features.SAMPLE_RATE, "cut_ms": cut * FRAME_MS,
                                   "trigger": trigger})
         self.count.sentences += 1
+        if trigger == "learned":
+            self.count.learned_boundaries += 1
+        else:
+            self.count.pause_boundaries += 1
         self.count.closed_tokens += len(self.committed)
         self._asr_base += split
         self._frame0 = cut
         self._new_sentence()
         self.asr, self.asr_frames, self.st, self.st_frames, self._asr_prev, self._st_prev = carry
-        self.asr, self.asr_frames, self.st, self.st_frames = list(self.asr), list(self.asr_frames), list(self.st), list(self.st_frames)
         if carry_frames is not None:
             self.enc_frames = GrowingTensor(carry_frames, 0)
         release_freed_memory()
@@ -562,13 +559,18 @@ class StreamingSession:
     def translation(self) -> str:
         return " ".join(t for t in self.done_translations + [self._current_translation()] if t)
 
+    def _shown(self, transcript: str, translation: str, mark: int) -> tuple:
+        """A closed sentence as shown: capitalised, ending in its mark (the translation keeps its own)."""
+        openers = self.res.punct.openers if self.res.punct is not None else {}
+        return punct.recompose(transcript, mark, openers), punct.recompose(translation, mark, {}, keep_own=True)
+
     def recomposed(self) -> tuple:
         """(transcript, translation) as shown: closed sentences capitalised and punctuated by the
         boundary that closed them, then the open sentence as it stands."""
-        openers = self.res.punct.openers if self.res.punct is not None else {}
         marks = self.done_marks + ([self._final_mark] if self.finished else [])
-        src = [punct.recompose(t, m, openers) for t, m in zip(self.done_transcripts + [self._current_transcript()], marks)]
-        tgt = [punct.recompose(t, m, {}, keep_own=True) for t, m in zip(self.done_translations + [self._current_translation()], marks)]
+        shown = [self._shown(a, b, m) for a, b, m in zip(self.done_transcripts + [self._current_transcript()],
+                                                         self.done_translations + [self._current_translation()], marks)]
+        src, tgt = [a for a, _ in shown], [b for _, b in shown]
         if not self.finished:  # the open sentence as it stands
             src.append(self._current_transcript())
             tgt.append(self._current_translation())
