@@ -81,7 +81,7 @@ def test_train_cli_names_bad_input(tmp_path):
     tsv.write_text("id\tsrc_text\na\tHola.\nb\n")
     p = subprocess.run([cli("echostream-train-punct"), "--train-text", tsv, "--column", "src_text", "--spm", MODEL / "spm_src.model",
                         "--dict", MODEL / "dict_src.txt", "--out", tmp_path / "p.pt"], capture_output=True, text=True)
-    assert p.returncode != 0 and f"{tsv}, row 3" in p.stderr
+    assert p.returncode != 0 and f"{tsv}: line 3" in p.stderr
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=str(bad)):

@@ -12,25 +12,21 @@ import logging
 import sys
 from pathlib import Path
 
+from . import add_run_args, start_run
+
 
 def read_text(path: Path, column: str = None):
+    """Non-empty lines, or the non-empty cells of one column of a headered list file."""
+    from ..prep.corpus import read_list
+
     if not path.is_file():
         raise FileNotFoundError(f"text file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
     if column is None:
-        return [ln for ln in lines if ln.strip()]
-    header = lines[0].split("\t")
-    if column not in header:
-        raise ValueError(f"{path}: no column {column!r} (header: {', '.join(header)})")
-    c = header.index(column)
-    out = []
-    for n, ln in enumerate(lines[1:], start=2):
-        cells = ln.split("\t")
-        if len(cells) <= c:
-            raise ValueError(f"{path}, row {n}: {len(cells)} columns, expected at least {c + 1}")
-        if cells[c].strip():
-            out.append(cells[c])
-    return out
+        return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    rows = read_list(path)
+    if rows and column not in rows[0]:
+        raise ValueError(f"{path}: no column {column!r} (header: {', '.join(rows[0])})")
+    return [r[column] for r in rows if r[column].strip()]
 
 
 def main(argv=None):
@@ -56,20 +52,15 @@ def main(argv=None):
     t.add_argument("--degrade", type=float, default=0.5,
                    help="share of training sentences whose start marks (capital, opening ¿) are removed and "
                         "tokens dropped, as a transcript of speech without pauses has them (default 0.5; 0: clean text)")
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--threads", type=int, help="torch CPU threads")
-    t.add_argument("--no-progress-bar", action="store_true")
+    add_run_args(t)
     args = p.parse_args(argv)
 
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr, force=True)
+    start_run(args)
     import sentencepiece as spm
-    import torch
     from fairseq.data import Dictionary
 
     from .. import punct
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         for f in (args.spm, args.dict):
             if not f.is_file():

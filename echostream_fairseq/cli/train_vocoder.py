@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from . import add_run_args, start_run
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-train-vocoder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -39,18 +41,12 @@ def main(argv=None):
     t.add_argument("--log-interval", type=int, default=50)
     t.add_argument("--save-interval", type=int, default=1000)
     t.add_argument("--keep-last", type=int, default=2, help="generator checkpoints to keep")
-    t.add_argument("--seed", type=int, default=1)
-    t.add_argument("--threads", type=int, help="torch CPU threads")
-    t.add_argument("--no-progress-bar", action="store_true")
+    add_run_args(t)
     args = p.parse_args(argv)
 
-    logging.basicConfig(format="%(asctime)s | %(levelname)s | %(name)s | %(message)s", level=logging.INFO, stream=sys.stderr, force=True)
-    import torch
-
+    start_run(args)
     from .. import vocoder_train as vt
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     config = vt.vocoder_config(args.num_units, args.channels, args.embedding_dim, args.resblock_kernels, args.upsample_rates)
     hop = config["code_hop_size"]
     try:
