@@ -92,6 +92,9 @@ class StreamingResampler:
         return y.astype(np.float32)
 
 
+SILENCE_DB = -45.0  # RMS level (dBFS) under which a 10 ms block counts as silence
+
+
 def block_db(samples: np.ndarray) -> np.ndarray:
     """RMS level (dBFS) of each complete 10 ms block (the fbank hop)."""
     n = samples.size // HOP

@@ -151,10 +151,8 @@ class PunctTracker:
         self.delay = delay
         self.window: List[int] = []  # last tokens (ids), at most the model's window
         self.pending: List[object] = []  # references of undecided tokens, oldest first
-        self.runs = 0
 
     def _logits(self) -> torch.Tensor:
-        self.runs += 1
         return self.model.net(torch.tensor([self.window]), self.delay)[0]
 
     @torch.no_grad()
@@ -190,12 +188,10 @@ class PunctTracker:
     def close(self) -> int:
         """The sentence ends here (a pause): drop pending tokens; the sentence-end mark for the
         last token (the most likely of full stop, question, exclamation)."""
-        if not self.window:
+        if not self.pending:  # the last token's mark was already decided (or nothing was heard)
             return MARKS.index(".")
-        logits = self._logits()[-1] if self.pending else None
+        logits = self._logits()[-1]
         self.pending = []
-        if logits is None:
-            return MARKS.index(".")
         ends = sorted(SENTENCE_END)
         return ends[int(logits[ends].argmax())]
 

@@ -25,7 +25,7 @@ from .corpus import read_list, write_tsv
 HEADER = ["stream", "index", "id", "start", "end", "src_text", "tgt_text"]
 
 
-def trim(wav: np.ndarray, silence_db: float = -45.0, where: str = "") -> np.ndarray:
+def trim(wav: np.ndarray, silence_db: float = features.SILENCE_DB, where: str = "") -> np.ndarray:
     db = features.block_db(wav)
     loud = np.nonzero(db >= silence_db)[0]
     if loud.size == 0:
@@ -53,7 +53,7 @@ def build_stream(wavs: Sequence[np.ndarray], pauses_ms: Sequence[float], noise_d
 
 def make_longform(list_path: Path, out: Path, streams: int, sentences: int, pause_ms: Optional[Tuple[float, float]],
                   seed: int = 0, name: str = "pauses", noise_db: Optional[float] = -60.0, ext: str = "wav",
-                  silence_db: float = -45.0, audio_column: str = "src_audio") -> List[Path]:
+                  silence_db: float = features.SILENCE_DB, audio_column: str = "src_audio") -> List[Path]:
     """Append ``streams`` streams of ``sentences`` utterances each to ``out`` (sentences.tsv
     grows); utterances are drawn without replacement from the list."""
     list_path, out = Path(list_path), Path(out)

@@ -35,6 +35,7 @@ Policy (``PolicyConfig``):
 """
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -114,7 +115,7 @@ class PolicyConfig:
     max_len_b: int = 200
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
     pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
-    silence_db: float = -45.0  # RMS level (dBFS) under which a 10 ms block counts as silence
+    silence_db: float = features.SILENCE_DB  # RMS level (dBFS) under which a 10 ms block counts as silence
     # learned sentence boundaries: look-ahead of the punctuation model in ASR tokens (None: off);
     # needs Resources.punct
     punct_delay: Optional[int] = None
@@ -445,7 +446,7 @@ class StreamingSession:
         if self.count.encoder_frames < cut:
             return None
         self._pause_cut_ms = None
-        split = self._with_closing_marks(sum(f < cut for f in self.asr_frames))
+        split = self._with_closing_marks(bisect_left(self.asr_frames, cut))
         if split == 0 or cut <= self._frame0:
             return None  # nothing said since the last boundary
         return split, cut, self.punct.close() if self.punct is not None else None
@@ -506,7 +507,7 @@ class StreamingSession:
         rel = cut - self._frame0
         n_frames = self.enc_frames.n if self.enc_frames is not None else 0
         carry_frames = self.enc_frames.view[rel:].clone() if rel < n_frames else None
-        keep_st = sum(f < cut for f in self.st_frames)
+        keep_st = bisect_left(self.st_frames, cut)
         carry = (self.asr[split:], self.asr_frames[split:], self.st[keep_st:], self.st_frames[keep_st:],
                  self._asr_prev, self._st_prev)
         if rel < n_frames:  # the closing sentence sees its own frames only
