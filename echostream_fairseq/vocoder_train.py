@@ -2,7 +2,13 @@
 
 The generator is fairseq's own ``CodeGenerator`` (with its duration predictor); this module adds
 what fairseq does not ship: the multi-period and multi-scale discriminators, the HiFi-GAN losses
-(least-squares adversarial, feature matching, log-mel L1), a segment dataset and a resumable loop.
+(least-squares adversarial, feature matching, log-mel L1, multi-resolution STFT), a segment dataset
+and a resumable loop.
+
+Training runs in two phases. Until ``gan_start`` the generator learns by regression alone (log-mel
+L1 + multi-resolution STFT loss): no discriminator runs, so a step costs a fraction of an
+adversarial one and the speech becomes intelligible within a few hundred steps. From
+``gan_start`` on, the HiFi-GAN discriminators join to remove the regression's buzz.
 Checkpoints are written in fairseq's released format -- ``config.json`` plus ``g_XXXXXXXX`` whose
 ``generator`` key holds the generator state dict -- so ``CodeHiFiGANVocoder`` loads them unchanged.
 The full training state (both discriminators, optimisers, step) goes to ``state_last.pt``.
@@ -226,6 +232,42 @@ class LogMel(nn.Module):
         return torch.log(torch.clamp(self.mel(wav), min=1e-5))
 
 
+class MultiResolutionSTFTLoss(nn.Module):
+    """Spectral convergence + log-magnitude L1, averaged over three STFT resolutions (Parallel
+    WaveGAN's loss): phase-blind regression that pins down the spectrum at fine time and fine
+    frequency resolution at once."""
+
+    RESOLUTIONS = ((512, 128, 512), (1024, 256, 1024), (256, 64, 256))  # (n_fft, hop, window)
+
+    def __init__(self):
+        super().__init__()
+        for i, (_, _, w) in enumerate(self.RESOLUTIONS):
+            self.register_buffer(f"window{i}", torch.hann_window(w), persistent=False)
+
+    def forward(self, y_hat, y):
+        total = 0.0
+        for i, (n_fft, hop, win) in enumerate(self.RESOLUTIONS):
+            window = getattr(self, f"window{i}")
+            s_hat = torch.stft(y_hat, n_fft, hop, win, window, return_complex=True).abs().clamp(min=1e-7)
+            s = torch.stft(y, n_fft, hop, win, window, return_complex=True).abs().clamp(min=1e-7)
+            sc = torch.linalg.norm(s - s_hat, dim=(-2, -1)) / torch.linalg.norm(s, dim=(-2, -1)).clamp(min=1e-7)
+            total = total + sc.mean() + F.l1_loss(torch.log(s_hat), torch.log(s))
+        return total / len(self.RESOLUTIONS)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu``, ``cuda`` (an error without a CUDA device) or ``auto`` (CUDA when there is one)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: no CUDA device is available here (torch.cuda.is_available() is False); use cpu or auto")
+        return torch.device(name)
+    raise ValueError(f"unknown device {name!r}: expected cpu, cuda, cuda:N or auto")
+
+
 # ---------------------------------------------------------------------------- training
 @dataclass
 class TrainOptions:
@@ -235,7 +277,10 @@ class TrainOptions:
     lr: float = 2e-4
     lr_decay: float = 0.9999  # per step
     mel_weight: float = 45.0
+    stft_weight: float = 0.0  # multi-resolution STFT loss (0: off)
     dur_weight: float = 1.0
+    gan_start: int = 0  # steps of regression alone (mel + STFT) before the discriminators join
+    bf16: bool = False  # bf16 autocast for the networks (losses in fp32)
     disc_period_width: int = 8
     disc_scale_width: int = 16
     log_interval: int = 50
@@ -245,19 +290,22 @@ class TrainOptions:
 
 
 class VocoderTrainer:
-    def __init__(self, save_dir: Path, config: dict, opts: TrainOptions, train: UnitSpeechData, valid: Optional[UnitSpeechData] = None):
+    def __init__(self, save_dir: Path, config: dict, opts: TrainOptions, train: UnitSpeechData, valid: Optional[UnitSpeechData] = None,
+                 device: str = "cpu"):
         from fairseq.models.text_to_speech.codehifigan import CodeGenerator
 
         self.save_dir, self.config, self.opts = Path(save_dir), config, opts
         self.train_data, self.valid_data = train, valid
+        self.device = resolve_device(device)
         torch.manual_seed(opts.seed)
-        self.gen = CodeGenerator(config)
-        self.mpd = MultiPeriodDiscriminator(opts.disc_period_width)
-        self.msd = MultiScaleDiscriminator(opts.disc_scale_width)
+        self.gen = CodeGenerator(config).to(self.device)
+        self.mpd = MultiPeriodDiscriminator(opts.disc_period_width).to(self.device)
+        self.msd = MultiScaleDiscriminator(opts.disc_scale_width).to(self.device)
         betas = (0.8, 0.99)
         self.opt_g = torch.optim.AdamW(self.gen.parameters(), opts.lr, betas=betas)
         self.opt_d = torch.optim.AdamW(list(self.mpd.parameters()) + list(self.msd.parameters()), opts.lr, betas=betas)
-        self.mel = LogMel(config["sampling_rate"])
+        self.mel = LogMel(config["sampling_rate"]).to(self.device)
+        self.stft = MultiResolutionSTFTLoss().to(self.device)
         self.step = 0
         self.rng = random.Random(opts.seed)
         self.history: List[Dict[str, float]] = []
@@ -275,7 +323,7 @@ class VocoderTrainer:
         path = self.save_dir / "state_last.pt"
         if not path.is_file():
             return False
-        st = torch.load(path, map_location="cpu", weights_only=False)
+        st = torch.load(path, map_location=self.device, weights_only=False)
         if st["config"] != self.config:
             raise ValueError(f"{path}: saved with a different generator config; use another --save-dir or the same size flags")
         self.gen.load_state_dict(st["generator"])
@@ -285,7 +333,7 @@ class VocoderTrainer:
         self.opt_d.load_state_dict(st["optim_d"])
         self.step = st["step"]
         self.rng.setstate(st["rng"])
-        torch.set_rng_state(st["torch_rng"])
+        torch.set_rng_state(st["torch_rng"].cpu())
         logger.info("resumed from %s at step %d", path, self.step)
         return True
 
@@ -294,7 +342,7 @@ class VocoderTrainer:
         self.save_dir.mkdir(parents=True, exist_ok=True)
         (self.save_dir / "config.json").write_text(json.dumps(self.config, indent=2))
         g = self.save_dir / f"g_{self.step:08d}"
-        _save_atomic({"generator": self.gen.state_dict()}, g)
+        _save_atomic({"generator": {k: v.cpu() for k, v in self.gen.state_dict().items()}}, g)
         _save_atomic(self._state(), self.save_dir / "state_last.pt")
         old = sorted(self.save_dir.glob("g_" + "[0-9]" * 8))[: -self.opts.keep_last]
         for p in old:
@@ -302,37 +350,59 @@ class VocoderTrainer:
         return g
 
     # ---- one step
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.opts.bf16)
+
     def train_step(self) -> Dict[str, float]:
         o = self.opts
         self.gen.train()
-        codes, audio, red, log_dur, mask = self.train_data.batch(o.batch_size, self.rng)
+        codes, audio, red, log_dur, mask = (t.to(self.device) for t in self.train_data.batch(o.batch_size, self.rng))
+        adversarial = self.step >= o.gan_start
         y = audio.unsqueeze(1)
-        y_hat = self.gen(code=codes)
+        with self._autocast():
+            y_hat = self.gen(code=codes)
+        y_hat = y_hat.float()
         n = min(y.size(-1), y_hat.size(-1))
         y, y_hat = y[..., :n], y_hat[..., :n]
 
-        self.opt_d.zero_grad()
-        d_loss = discriminator_loss(self.mpd(y), self.mpd(y_hat.detach())) + discriminator_loss(self.msd(y), self.msd(y_hat.detach()))
-        d_loss.backward()
-        self.opt_d.step()
+        losses = {}
+        if adversarial:
+            self.opt_d.zero_grad()
+            with self._autocast():
+                d_loss = discriminator_loss(self.mpd(y), self.mpd(y_hat.detach())) + discriminator_loss(self.msd(y), self.msd(y_hat.detach()))
+            d_loss.float().backward()
+            self.opt_d.step()
+            losses["d"] = d_loss
 
         self.opt_g.zero_grad()
         mel_loss = F.l1_loss(self.mel(y_hat.squeeze(1)), self.mel(y.squeeze(1)))
-        real_p, fake_p = self.mpd(y), self.mpd(y_hat)
-        real_s, fake_s = self.msd(y), self.msd(y_hat)
-        adv = generator_adv_loss(fake_p) + generator_adv_loss(fake_s)
-        fm = feature_matching_loss(real_p, fake_p) + feature_matching_loss(real_s, fake_s)
-        dur_pred = self.gen.dur_predictor(self.gen.dict(red))
-        dur_loss = F.mse_loss(dur_pred[mask], log_dur[mask])
-        g_loss = adv + fm + o.mel_weight * mel_loss + o.dur_weight * dur_loss
+        g_loss = o.mel_weight * mel_loss
+        losses["mel"] = mel_loss
+        if o.stft_weight:
+            stft_loss = self.stft(y_hat.squeeze(1), y.squeeze(1))
+            g_loss = g_loss + o.stft_weight * stft_loss
+            losses["stft"] = stft_loss
+        if adversarial:
+            with self._autocast():
+                real_p, fake_p = self.mpd(y), self.mpd(y_hat)
+                real_s, fake_s = self.msd(y), self.msd(y_hat)
+                adv = generator_adv_loss(fake_p) + generator_adv_loss(fake_s)
+                fm = feature_matching_loss(real_p, fake_p) + feature_matching_loss(real_s, fake_s)
+            g_loss = g_loss + adv.float() + fm.float()
+            losses.update(adv=adv, fm=fm)
+        with self._autocast():
+            dur_pred = self.gen.dur_predictor(self.gen.dict(red))
+        dur_loss = F.mse_loss(dur_pred.float()[mask], log_dur[mask])
+        g_loss = g_loss + o.dur_weight * dur_loss
         g_loss.backward()
         self.opt_g.step()
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = o.lr * o.lr_decay ** (self.step + 1)
         self.step += 1
-        losses = {"g": g_loss, "d": d_loss, "mel": mel_loss, "adv": adv, "fm": fm, "dur": dur_loss}
-        return {k: v.item() for k, v in losses.items()}
+        losses.update(g=g_loss, dur=dur_loss)
+        order = ("g", "d", "mel", "stft", "adv", "fm", "dur")
+        return {k: float(losses[k].detach()) for k in order if k in losses}
 
     @torch.no_grad()
     def validate(self, limit: int = 20) -> Dict[str, float]:
@@ -342,11 +412,12 @@ class VocoderTrainer:
         self.gen.eval()
         mels, durs = [], []
         for _, codes, audio in self.valid_data.items[:limit]:
+            codes, audio = codes.to(self.device), audio.to(self.device)
             y_hat = self.gen(code=codes[None]).view(-1)[: audio.numel()]
             mels.append(float(F.l1_loss(self.mel(y_hat[None]), self.mel(audio[None]))))
             r, d = reduce_units(codes.tolist())
-            pred = self.gen.dur_predictor(self.gen.dict(torch.tensor([r])))
-            durs.append(float(F.mse_loss(pred[0], torch.log(torch.tensor(d, dtype=torch.float) + 1))))
+            pred = self.gen.dur_predictor(self.gen.dict(torch.tensor([r], device=self.device)))
+            durs.append(float(F.mse_loss(pred[0], torch.log(torch.tensor(d, dtype=torch.float, device=self.device) + 1))))
         return {"valid_mel": float(np.mean(mels)), "valid_dur": float(np.mean(durs))}
 
     def fit(self, progress: bool = True) -> Path:
@@ -366,7 +437,7 @@ class VocoderTrainer:
             if self.step % o.log_interval == 0 or self.step == o.max_steps:
                 mean = {k: float(np.mean(v)) for k, v in acc.items()}
                 acc = {}
-                bar.set_postfix(mel=f"{mean['mel']:.3f}", g=f"{mean['g']:.1f}", d=f"{mean['d']:.2f}")
+                bar.set_postfix(mel=f"{mean['mel']:.3f}", g=f"{mean['g']:.1f}")
                 logger.info("step %d | %s", self.step, " | ".join(f"{k} {v:.4f}" for k, v in mean.items()))
                 self.history.append({"step": self.step, **mean})
             if self.step % o.save_interval == 0 or self.step == o.max_steps:

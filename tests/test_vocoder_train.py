@@ -94,3 +94,67 @@ def test_units_longer_than_the_audio_name_the_file(voc_data, tmp_path):
     with pytest.raises(AssertionError, match=re.escape(str(victim))):
         run([cli("echostream-train-vocoder"), "--lists", voc_data / "train.tsv", "--units-dir", bad_units,
              "--num-units", 20, "--save-dir", tmp_path / "run", "--max-steps", 1, *SMALL])
+
+
+def _generator_state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["generator"]
+
+
+def test_resume_is_exact(voc_data, tmp_path):
+    """Stopping and resuming gives bit for bit the run that never stopped: same step, same weights,
+    same optimiser and random state (regression phase first, then the discriminators join)."""
+    common = ["--gan-start", "6", "--stft-weight", "1", "--save-interval", "5"]
+    _train(voc_data, tmp_path / "straight", 10, *common)
+    _train(voc_data, tmp_path / "resumed", 5, *common)
+    second = _train(voc_data, tmp_path / "resumed", 10, *common)
+    assert "at step 5" in second.stderr
+    a, b = _generator_state(tmp_path / "straight" / "g_00000010"), _generator_state(tmp_path / "resumed" / "g_00000010")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:5]
+    sa = torch.load(tmp_path / "straight" / "state_last.pt", map_location="cpu", weights_only=False)
+    sb = torch.load(tmp_path / "resumed" / "state_last.pt", map_location="cpu", weights_only=False)
+    assert sa["step"] == sb["step"] == 10 and sa["rng"] == sb["rng"]
+    assert all(torch.equal(sa["mpd"][k], sb["mpd"][k]) for k in sa["mpd"])
+
+
+def test_regression_phase_runs_no_discriminator(voc_data, tmp_path):
+    """Before --gan-start the step logs mel and STFT losses and no discriminator loss; after it the
+    adversarial terms appear."""
+    out = _train(voc_data, tmp_path / "run", 10, "--gan-start", "5", "--stft-weight", "1")
+    lines = {int(m.group(1)): m.group(0) for m in re.finditer(r"step (\d+) \| g .*", out.stderr)}
+    assert "| stft " in lines[5] and "| d " not in lines[5] and "| adv " not in lines[5], lines[5]
+    assert "| d " in lines[10] and "| adv " in lines[10] and "| fm " in lines[10], lines[10]
+    assert (tmp_path / "run" / "g_00000010").is_file()
+
+
+def test_bf16_autocast_trains(voc_data, tmp_path):
+    out = _train(voc_data, tmp_path / "run", 10, "--bf16", "--stft-weight", "1", "--gan-start", "100")
+    mel = _logged(out.stderr, "mel")
+    assert np.isfinite(list(mel.values())).all() and mel[10] < mel[5], mel
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "invalid choice: 'tpu'"), ("cuda", "no CUDA device is available")])
+def test_bad_device_is_a_clear_error(voc_data, tmp_path, device, message):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(AssertionError, match=message):
+        _train(voc_data, tmp_path / "run", 1, "--device", device)
+
+
+def test_resolve_device():
+    from echostream_fairseq.vocoder_train import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_training_smoke(voc_data, tmp_path):
+    from echostream_fairseq.vocoder import UnitVocoder
+
+    out = _train(voc_data, tmp_path / "run", 10, "--device", "cuda", "--gan-start", "5", "--stft-weight", "1")
+    assert "on cuda" in out.stderr
+    voc = UnitVocoder(tmp_path / "run" / "g_00000010", tmp_path / "run" / "config.json")  # loads on the CPU
+    assert voc(torch.tensor([1, 2, 3])).numel() > 0

@@ -5,6 +5,9 @@ Input: corpus lists (``id`` and an audio column, paths relative to the list) and
 ``{id}.npy`` frame-level units written by ``echostream-extract-units``. Output in --save-dir:
 ``config.json`` + ``g_XXXXXXXX`` (fairseq's format, loadable by ``CodeHiFiGANVocoder``) and
 ``state_last.pt``; running the same command again resumes from ``state_last.pt``.
+
+The first --gan-start steps learn by regression alone (log-mel L1 + multi-resolution STFT, no
+discriminator: several times cheaper per step); the HiFi-GAN discriminators join after them.
 """
 import argparse
 import logging
@@ -38,6 +41,11 @@ def main(argv=None):
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--lr-decay", type=float, default=0.9999, help="per-step learning-rate decay")
     t.add_argument("--mel-weight", type=float, default=45.0)
+    t.add_argument("--stft-weight", type=float, default=0.0, help="weight of the multi-resolution STFT loss (default 0: off)")
+    t.add_argument("--gan-start", type=int, default=0,
+                   help="steps of regression alone (mel + STFT losses) before the discriminators join (default 0)")
+    t.add_argument("--bf16", action="store_true", help="bf16 autocast for the networks (losses stay fp32)")
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where to train (auto: CUDA when available)")
     t.add_argument("--log-interval", type=int, default=50)
     t.add_argument("--save-interval", type=int, default=1000)
     t.add_argument("--keep-last", type=int, default=2, help="generator checkpoints to keep")
@@ -58,17 +66,19 @@ def main(argv=None):
         p.error(str(e))
     opts = vt.TrainOptions(
         max_steps=args.max_steps, batch_size=args.batch_size, segment_frames=args.segment_frames, lr=args.lr,
-        lr_decay=args.lr_decay, mel_weight=args.mel_weight, disc_period_width=args.disc_period_width,
+        lr_decay=args.lr_decay, mel_weight=args.mel_weight, stft_weight=args.stft_weight, gan_start=args.gan_start, bf16=args.bf16,
+        disc_period_width=args.disc_period_width,
         disc_scale_width=args.disc_scale_width, log_interval=args.log_interval, save_interval=args.save_interval,
         keep_last=args.keep_last, seed=args.seed,
     )
-    trainer = vt.VocoderTrainer(args.save_dir, config, opts, train, valid)
     try:
+        trainer = vt.VocoderTrainer(args.save_dir, config, opts, train, valid, device=args.device)
         trainer.resume()
     except ValueError as e:
         p.error(str(e))
     n = sum(x.numel() for x in trainer.gen.parameters())
-    logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d", n, hop, len(train), trainer.step, opts.max_steps)
+    logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d on %s", n, hop, len(train), trainer.step,
+                 opts.max_steps, trainer.device)
     ckpt = trainer.fit(progress=not args.no_progress_bar)
     print(f"vocoder: {ckpt} (config {args.save_dir / 'config.json'})")
 

@@ -6,6 +6,11 @@ Subcommands (each writes one JSON file; ``report`` merges them):
   MT BLEU (lower-cased, 13a), ASR-CTC WER (lower-cased, punctuation removed) and ASR-BLEU;
 * ``resynth``: the vocoder on ground-truth target units vs. the original target speech, both
   transcribed by the independent ASR: WER of each;
+* ``unit-bound``: speech rebuilt without a learned vocoder (Griffin-Lim) from the original fbank
+  frames and from the ground-truth units' k-means centroids: the ceiling the units put on any
+  vocoder;
+* ``uer``: unit error rate of the model's unit decoder against the ground-truth units, offline
+  (``units.txt`` of fairseq-generate) or streaming (the engine replays each source);
 * ``report``: SimulEval output folders + the JSON files above -> ``results.json`` (the keys the
   project publishes), a markdown table and a latency-quality plot (PNG).
 """
@@ -76,37 +81,143 @@ def offline(generate_dir: Path, corpus_list: Path, asr=None) -> dict:
     return res
 
 
-def resynth(vocoder_checkpoint: Path, vocoder_config: Path, corpus_list: Path, reduced_units: Path, out_dir: Path, asr=None) -> dict:
-    """Transcription WER of the vocoder's speech from ground-truth units and of the original speech."""
+def read_reduced_units(path: Path) -> Dict[str, tuple]:
+    """``reduced.tsv`` of echostream-extract-units: id -> (units, durations or None)."""
+    out = {}
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise ValueError(f"{path}: line {i}: expected 'id<TAB>units[<TAB>durations]'")
+        try:
+            units = [int(u) for u in parts[1].split()]
+            durs = [int(d) for d in parts[2].split()] if len(parts) > 2 else None
+        except ValueError:
+            raise ValueError(f"{path}: line {i}: units and durations must be integers") from None
+        if durs is not None and len(durs) != len(units):
+            raise ValueError(f"{path}: line {i}: {len(units)} units but {len(durs)} durations")
+        out[parts[0]] = (units, durs)
+    return out
+
+
+def _rows_with_units(corpus_list: Path, reduced_units: Path, limit: int = 0):
+    rows = _list_rows(corpus_list)
+    rows = rows[:limit] if limit else rows
+    units = read_reduced_units(reduced_units)
+    for r in rows:
+        if r["id"] not in units:
+            raise ValueError(f"{reduced_units}: no units for {r['id']} of {corpus_list}")
+    return rows, units
+
+
+def resynth(vocoder_checkpoint: Path, vocoder_config: Path, corpus_list: Path, reduced_units: Path, out_dir: Path, asr=None,
+            limit: int = 0, original: bool = True) -> dict:
+    """Transcription WER of the vocoder's speech from ground-truth units (durations predicted)
+    and, with ``original``, of the original speech; ``limit`` keeps the first N utterances."""
     import soundfile as sf
     import torch
+    from tqdm import tqdm
 
     from .. import features
     from ..vocoder import UnitVocoder
     from .asr_bleu import WhisperASR, normalise
 
-    rows = _list_rows(corpus_list)
-    units = {}
-    for i, line in enumerate(reduced_units.read_text().splitlines(), 1):
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise ValueError(f"{reduced_units}: line {i}: expected 'id<TAB>units[<TAB>durations]'")
-        units[parts[0]] = [int(u) for u in parts[1].split()]
+    rows, units = _rows_with_units(corpus_list, reduced_units, limit)
     voc = UnitVocoder(vocoder_checkpoint, vocoder_config)
     asr = asr or WhisperASR()
     out_dir.mkdir(parents=True, exist_ok=True)
     hyp_re, hyp_or, refs = [], [], []
-    from tqdm import tqdm
-
     for r in tqdm(rows, desc="resynthesis", unit="utt"):
-        if r["id"] not in units:
-            raise ValueError(f"{reduced_units}: no units for {r['id']} of {corpus_list}")
-        wav = voc(torch.tensor(units[r["id"]])).numpy()
+        wav = voc(torch.tensor(units[r["id"]][0])).numpy()
         sf.write(str(out_dir / f"{r['id']}.wav"), wav, voc.sample_rate, subtype="PCM_16")
         hyp_re.append(normalise(asr(wav, voc.sample_rate)).split())
-        hyp_or.append(normalise(asr(features.read_audio(corpus_list.parent / r["tgt_audio"]))).split())
+        if original:
+            hyp_or.append(normalise(asr(features.read_audio(corpus_list.parent / r["tgt_audio"]))).split())
         refs.append(normalise(r["tgt_text"]).split())
-    return {"resynth_wer": wer(hyp_re, refs), "original_wer": wer(hyp_or, refs)}
+    res = {"resynth_wer": wer(hyp_re, refs), "utterances": len(rows)}
+    if original:
+        res["original_wer"] = wer(hyp_or, refs)
+    return res
+
+
+def unit_bound(corpus_list: Path, reduced_units: Path, kmeans: Path, out_dir: Path, asr=None, limit: int = 0,
+               vocoder_checkpoint: Path = None, vocoder_config: Path = None) -> dict:
+    """WER of speech rebuilt without a learned vocoder (Griffin-Lim through Kaldi's mel
+    filterbank), from: the original 10 ms fbank frames, their 20 ms averages (the unit
+    features), the centroids of the ground-truth units at their true durations and, with a
+    vocoder, at the durations its predictor gives. The original speech is the reference row."""
+    import soundfile as sf
+    import torch
+    from tqdm import tqdm
+
+    from .. import features
+    from ..prep.units import load_quantiser, unit_features
+    from .asr_bleu import WhisperASR, normalise
+    from .unit_bound import invert_fbank, unit_frames
+
+    rows, units = _rows_with_units(corpus_list, reduced_units, limit)
+    centroids = load_quantiser(kmeans)
+    voc = None
+    if vocoder_checkpoint:
+        from ..vocoder import UnitVocoder
+
+        voc = UnitVocoder(vocoder_checkpoint, vocoder_config)
+    asr = asr or WhisperASR()
+    kinds = ["original", "fbank_10ms_gl", "fbank_20ms_gl", "units_true_dur_gl"] + (["units_pred_dur_gl"] if voc else [])
+    hyps: Dict[str, List[List[str]]] = {k: [] for k in kinds}
+    refs = []
+    for r in tqdm(rows, desc="unit bound", unit="utt"):
+        if units[r["id"]][1] is None:
+            raise ValueError(f"{reduced_units}: no durations for {r['id']}")
+        wav = features.read_audio(corpus_list.parent / r["tgt_audio"])
+        red, dur = units[r["id"]]
+        signals = {
+            "original": wav,
+            "fbank_10ms_gl": invert_fbank(features.fbank(wav)),
+            "fbank_20ms_gl": invert_fbank(unit_features(wav), frame_repeat=2),
+            "units_true_dur_gl": invert_fbank(unit_frames(red, centroids, dur), frame_repeat=2),
+        }
+        if voc:
+            pred = voc.durations(torch.tensor(red)).tolist()
+            signals["units_pred_dur_gl"] = invert_fbank(unit_frames(red, centroids, pred), frame_repeat=2)
+        for k in kinds:
+            if k != "original":
+                (out_dir / k).mkdir(parents=True, exist_ok=True)
+                sf.write(str(out_dir / k / f"{r['id']}.wav"), signals[k], features.SAMPLE_RATE, subtype="PCM_16")
+            hyps[k].append(normalise(asr(signals[k])).split())
+        refs.append(normalise(r["tgt_text"]).split())
+    return {**{f"{k}_wer": wer(hyps[k], refs) for k in kinds}, "utterances": len(rows)}
+
+
+def unit_error_rate(hyp_units: Dict[str, List[int]], ref_units: Dict[str, List[int]]) -> dict:
+    """Edit distance of predicted vs ground-truth reduced unit sequences, in % of the reference
+    length, over the utterances in ``hyp_units`` (each must have a reference)."""
+    import editdistance
+
+    missing = [u for u in hyp_units if u not in ref_units]
+    if missing:
+        raise ValueError(f"no ground-truth units for {len(missing)} utterances (first: {missing[0]})")
+    err = sum(editdistance.eval(hyp_units[u], ref_units[u]) for u in hyp_units)
+    n = sum(len(ref_units[u]) for u in hyp_units)
+    lens = [len(hyp_units[u]) / max(1, len(ref_units[u])) for u in hyp_units]
+    return {"uer": 100.0 * err / max(1, n), "length_ratio": float(np.mean(lens)) if lens else float("nan"), "utterances": len(hyp_units)}
+
+
+def streamed_units(checkpoint: Path, data_dir: Path, corpus_list: Path, segment_ms: float = 320, limit: int = 0) -> Dict[str, List[int]]:
+    """Units the streaming engine emits for each source of a corpus list (no speech synthesis)."""
+    from tqdm import tqdm
+
+    from .. import features
+    from ..streaming.engine import load_resources
+    from ..streaming.replay import replay
+
+    res = load_resources(checkpoint, data_dir, vocoder=False)
+    rows = _list_rows(corpus_list)
+    rows = rows[:limit] if limit else rows
+    out = {}
+    for r in tqdm(rows, desc="streaming units", unit="utt"):
+        rp = replay(res, features.read_audio(corpus_list.parent / r["src_audio"]), segment_ms, speech=False)
+        out[r["id"]] = [u for e in rp.events for u in e.out.units]
+    return out
 
 
 def _simuleval_dir(path: Path) -> dict:
@@ -212,6 +323,27 @@ def main(argv=None):
     r.add_argument("--units", type=Path, required=True, help="reduced.tsv of echostream-extract-units")
     r.add_argument("--wav-dir", type=Path, required=True, help="where the resynthesised wavs go")
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--limit", type=int, default=0, help="only the first N utterances of the list (default: all)")
+    r.add_argument("--no-original", action="store_true", help="skip transcribing the original speech")
+    b = sub.add_parser("unit-bound", help="Griffin-Lim from original fbank frames and from unit centroids (ASR WER)")
+    b.add_argument("--list", type=Path, required=True)
+    b.add_argument("--units", type=Path, required=True, help="reduced.tsv (with durations) of echostream-extract-units")
+    b.add_argument("--kmeans", type=Path, required=True, help="the built-in quantiser's centroids (.npy, K x 80 fbank)")
+    b.add_argument("--vocoder", type=Path, help="also rebuild at the durations this vocoder predicts")
+    b.add_argument("--vocoder-config", type=Path)
+    b.add_argument("--wav-dir", type=Path, required=True)
+    b.add_argument("--limit", type=int, default=0)
+    b.add_argument("--out", type=Path, required=True)
+    u = sub.add_parser("uer", help="unit error rate of predicted vs ground-truth units, offline or streaming")
+    u.add_argument("--units", type=Path, required=True, help="ground-truth reduced.tsv")
+    src = u.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hyp", type=Path, help="id<TAB>units file, e.g. units.txt of fairseq-generate --results-path")
+    src.add_argument("--checkpoint", type=Path, help="stream each source of --list through the engine with this model")
+    u.add_argument("--data-dir", type=Path, help="with --checkpoint: the data folder (config, dictionaries, CMVN)")
+    u.add_argument("--list", type=Path, help="with --checkpoint: the corpus list whose sources are streamed")
+    u.add_argument("--segment-ms", type=float, default=320)
+    u.add_argument("--limit", type=int, default=0)
+    u.add_argument("--out", type=Path, required=True)
     g = sub.add_parser("report", help="merge the measurements into results.json, a table and a plot")
     g.add_argument("--eval-dir", type=Path, required=True)
     g.add_argument("--list", type=Path, required=True)
@@ -223,7 +355,24 @@ def main(argv=None):
         if args.cmd == "offline":
             res = offline(args.generate_dir, args.list)
         elif args.cmd == "resynth":
-            res = resynth(args.vocoder, args.vocoder_config, args.list, args.units, args.wav_dir)
+            res = resynth(args.vocoder, args.vocoder_config, args.list, args.units, args.wav_dir, limit=args.limit,
+                          original=not args.no_original)
+        elif args.cmd == "unit-bound":
+            if args.vocoder and not args.vocoder_config:
+                p.error("--vocoder needs --vocoder-config")
+            res = unit_bound(args.list, args.units, args.kmeans, args.wav_dir, limit=args.limit,
+                             vocoder_checkpoint=args.vocoder, vocoder_config=args.vocoder_config)
+        elif args.cmd == "uer":
+            ref = {k: v[0] for k, v in read_reduced_units(args.units).items()}
+            if args.hyp:
+                hyp = {k: [int(x) for x in v.split()] for k, v in _read_id_text(args.hyp).items()}
+            else:
+                if not args.list:
+                    p.error("--checkpoint needs --list")
+                hyp = streamed_units(args.checkpoint, args.data_dir, args.list, args.segment_ms, args.limit)
+            if args.limit:
+                hyp = dict(list(hyp.items())[: args.limit])
+            res = unit_error_rate(hyp, ref)
         else:
             report(args.eval_dir, args.list, args.segments, args.out, args.command)
             print((args.eval_dir / "results.md").read_text())
