@@ -124,9 +124,8 @@ def main(argv=None):
     marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + max(args.window, args.repeats) <= n_chunks}
 
     # the engine streams the whole audio; at each mark a few chunks are timed
-    # without sentence boundaries a long stream is one sentence, not cut by the length limit
-    policy = (PolicyConfig(max_len_b=10**9) if args.no_boundaries
-              else PolicyConfig(max_len_b=10**9, pause_ms=args.pause_ms, punct_delay=args.punct_delay))
+    policy = (PolicyConfig() if args.no_boundaries
+              else PolicyConfig(pause_ms=args.pause_ms, punct_delay=args.punct_delay))
     session = StreamingSession(res, policy)
     enc_only = StreamingSession(res, policy, speech=False, translate=False)
     timed = {s: {"engine": [], "enc": [], "committed": None} for s in marks.values()}

@@ -64,7 +64,7 @@ def worker(args, boundaries: bool, queue) -> None:
     res = load_resources(args.checkpoint, args.data_dir, punct_model=args.punct if boundaries else None)
     base = features.read_audio(longform.stream_audio(args.longform, args.stream))
     policy = (PolicyConfig(pause_ms=args.pause_ms, punct_delay=args.punct_delay) if boundaries
-              else PolicyConfig(max_len_b=10**9))
+              else PolicyConfig())
     session = StreamingSession(res, policy)
     chunk = args.segment_ms * features.SAMPLE_RATE // 1000
     per_min = 60_000 // args.segment_ms

@@ -31,3 +31,63 @@ def detok(dictionary, ids: Sequence[int]) -> str:
 def unit_ids(unit_dict, indices: Sequence[int]) -> List[int]:
     """Unit dictionary indices -> unit ids (the symbols are "0".."K-1")."""
     return [int(unit_dict[i]) for i in indices]
+
+
+# ---------------------------------------------------------------------------- output bounds
+# Output is bounded by input: the number of target tokens has a ceiling set by the source length,
+# and a word (or phrase) is never said more than MAX_REPEATS times in a row.
+MAX_REPEATS = 2  # "very very" is language; a third copy in a row is a decoding loop
+MAX_REPEAT_NGRAM = 4  # longest phrase (in tokens) whose immediate repetition is checked
+
+
+def max_target_tokens(source_seconds: float, tokens_per_second: float, extra: int) -> int:
+    """The length bound: target tokens allowed for ``source_seconds`` of source speech."""
+    return int(tokens_per_second * max(0.0, source_seconds)) + int(extra)
+
+
+def repeat_blocked(prefix: Sequence[int], word_start: Sequence[bool], max_repeats: int = MAX_REPEATS,
+                   max_ngram: int = MAX_REPEAT_NGRAM) -> List[int]:
+    """Tokens that would start another immediate copy of a phrase already said ``max_repeats``
+    times in a row at the end of ``prefix``. A phrase is ``n`` <= ``max_ngram`` tokens that
+    begins at a word start (``word_start[token]``); the blocked token is its first one."""
+    blocked = []
+    for n in range(1, max_ngram + 1):
+        if len(prefix) < n * max_repeats:
+            break
+        gram = list(prefix[-n:])
+        if not word_start[gram[0]]:
+            continue
+        if all(list(prefix[len(prefix) - (r + 1) * n : len(prefix) - r * n]) == gram for r in range(max_repeats)):
+            blocked.append(gram[0])
+    return blocked
+
+
+def word_start_table(dictionary) -> List[bool]:
+    """Per dictionary index: does the piece start a word (sentencepiece's ``▁``)?"""
+    return [dictionary[i].startswith("\u2581") for i in range(len(dictionary))]
+
+
+class OutputBounds:
+    """fairseq ``SequenceGenerator``'s n-gram blocking hook, used for both output bounds: the
+    immediate-repeat rule of :func:`repeat_blocked` (instead of banning every repeated n-gram)
+    and a per-sentence length bound (only end-of-sentence is left once a hypothesis reaches
+    it; fairseq's own ``max_len_a/b`` applies one bound to the whole padded batch)."""
+
+    def __init__(self, dictionary, max_repeats: int = MAX_REPEATS, max_ngram: int = MAX_REPEAT_NGRAM):
+        self.word_start = word_start_table(dictionary)
+        self.eos = dictionary.eos()
+        self.max_repeats, self.max_ngram = max_repeats, max_ngram
+        self.max_tokens: Optional[List[int]] = None  # per sentence of the batch, set before generating
+
+    def __call__(self, tokens, lprobs, bsz: int, beam_size: int, step: int):
+        # tokens[:, 0] is the EOS that starts every hypothesis; tokens[:, 1 : step + 1] were generated
+        for row in range(tokens.size(0)):
+            if self.max_tokens is not None and step >= self.max_tokens[row // beam_size]:
+                keep = lprobs[row, self.eos].clone()
+                lprobs[row] = -float("inf")
+                lprobs[row, self.eos] = keep
+                continue
+            prefix = tokens[row, 1 : step + 1].tolist()
+            for t in repeat_blocked(prefix, self.word_start, self.max_repeats, self.max_ngram):
+                lprobs[row, t] = -float("inf")
+        return lprobs

@@ -8,7 +8,8 @@ import torch
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel
 from fairseq.sequence_generator import SequenceGenerator
 
-from .decoding import ctc_collapse, detok, unit_ids
+from . import features
+from .decoding import OutputBounds, ctc_collapse, detok, unit_ids
 from .models.echostream import ctc_blank
 
 
@@ -46,6 +47,10 @@ class EchoStreamGenerator:
             min_len=getattr(args, "min_len", 1),
             len_penalty=getattr(args, "lenpen", 1.0),
         )
+        # output is bounded by input: the data config's length bound per sentence, and no loops
+        self.bounds = OutputBounds(self.model.mt_dict)
+        self.length_bound = task.data_cfg.length_bound
+        self.mt_generator.repeat_ngram_blocker = self.bounds
 
     def _ctc_texts(self, proj, dictionary, encoder_out, lengths) -> List[str]:
         if proj is None:
@@ -65,6 +70,8 @@ class EchoStreamGenerator:
         st = self._ctc_texts(model.st_ctc_proj, model.st_dict, encoder_out, enc_lengths)
 
         self._encoder.out = encoder_out
+        seconds = net_input["src_lengths"].tolist()
+        self.bounds.max_tokens = [self.length_bound.max_tokens(n * features.FRAME_SHIFT_MS / 1000) for n in seconds]
         mt_hypos = self.mt_generator.generate([], {"net_input": net_input})
         best = [h[0] for h in mt_hypos]
         # one state per target subword: decoder state at the position whose input is that token

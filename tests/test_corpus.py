@@ -97,3 +97,33 @@ def test_rerun_skips_finished_wavs_and_list_marks_completion(tmp_path):
     make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
     assert wav.stat().st_mtime_ns == before
     assert not list(root.glob(".*tmp*")) and not list((root / "wav").glob(".*tmp*"))
+
+
+def _voice_settings(rows):
+    """(variant, rate, pitch) of each row's src_voice column ('es+m1 r150 p40')."""
+    out = []
+    for r in rows:
+        voice, rate, pitch = r["src_voice"].split()
+        out.append((voice.split("+", 1)[1] if "+" in voice else "", int(rate[1:]), int(pitch[1:])))
+    return out
+
+
+def test_unseen_voice_split_is_disjoint_from_training_voices(tmp_path):
+    """--unseen-voices: the test sentences again, spoken by variants, rates and pitches that no
+    other split of the corpus uses (checked against the list files the corpus wrote)."""
+    run([cli("echostream-make-toy-corpus"), "--out", tmp_path, "--pairs", "es-en", "--train", 30, "--dev", 4,
+         "--test", 12, "--unseen-voices", "--seed", 3])
+    root = tmp_path / "es-en"
+    seen = [v for split in SPLITS for v in _voice_settings(read_list(root / f"{split}.tsv"))]
+    unseen_rows = read_list(root / "test_unseen.tsv")
+    unseen = _voice_settings(unseen_rows)
+    assert [r["src_text"] for r in unseen_rows] == [r["src_text"] for r in read_list(root / "test.tsv")]
+    assert {v for v, _, _ in unseen}.isdisjoint({v for v, _, _ in seen})
+    assert {r for _, r, _ in unseen}.isdisjoint({r for _, r, _ in seen})
+    assert {p for _, _, p in unseen}.isdisjoint({p for _, _, p in seen})
+    # and from everything training could ever draw
+    from echostream_fairseq.prep.corpus import ESPEAK_VARIANTS, TRAIN_PITCHES, TRAIN_RATES
+
+    assert not {f"+{v}" for v, _, _ in unseen} & set(ESPEAK_VARIANTS)
+    assert all(not TRAIN_RATES[0] <= r <= TRAIN_RATES[1] and not TRAIN_PITCHES[0] <= p <= TRAIN_PITCHES[1] for _, r, p in unseen)
+    assert sf.info(str(root / unseen_rows[0]["src_audio"])).duration > 0.3

@@ -42,8 +42,6 @@ class _EchoStreamAgent:
         parser.add_argument("--no-whole-word", action="store_true", help="emit subwords as they are committed")
         parser.add_argument("--vocoder-context-frames", type=int, default=PolicyConfig.vocoder_context_frames,
                             help="vocoder look-ahead/look-back in unit frames (-1: the full receptive field, exact)")
-        parser.add_argument("--max-len-a", type=float, default=0.0)
-        parser.add_argument("--max-len-b", type=int, default=200)
         parser.add_argument("--pause-ms", type=float, help="long-form sources: close a sentence after this much silence")
         parser.add_argument("--punct-model", help="long-form sources: punctuation / sentence-boundary model (echostream-train-punct)")
         parser.add_argument("--punct-delay", type=int, default=2, help="its look-ahead in ASR tokens (default 2)")
@@ -66,8 +64,6 @@ class _EchoStreamAgent:
             lag_k=args.lag_k,
             stride_n=args.stride_n,
             whole_word=not args.no_whole_word,
-            max_len_a=args.max_len_a,
-            max_len_b=args.max_len_b,
             vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
             pause_ms=args.pause_ms,
             punct_delay=args.punct_delay if args.punct_model else None,

@@ -4,6 +4,8 @@ Pairs: es-en and ko-en from the bilingual toy grammars (aligned derivations, hel
 adjective-noun combinations in the test set), de-en from the real example sentences of
 Debian's dict-freedict-deu-eng (GPL: built here, never committed). Source speech by espeak-ng
 (voice variant, rate and pitch drawn per utterance), target by flite's slt voice, 16 kHz mono.
+--unseen-voices adds a test_unseen split (the test sentences; voices, rates and pitches that no
+other split uses) for measuring robustness to voices never heard in training.
 Writes {out}/{pair}/{split}.tsv list files, text files, wavs and stats.json.
 """
 import argparse
@@ -23,6 +25,9 @@ def main(argv=None):
     p.add_argument("--dev", type=int, default=200, help="dev utterances per pair (default 200)")
     p.add_argument("--test", type=int, default=200, help="test utterances per pair (default 200)")
     p.add_argument("--seed", type=int, default=0, help="the corpus is a function of the seed (default 0)")
+    p.add_argument("--unseen-voices", action="store_true",
+                   help="also write the test_unseen split: the test sentences spoken by espeak-ng voice variants, rates and "
+                        "pitches that no other split uses")
     p.add_argument("--jobs", type=int, default=2, help="parallel synthesis processes (default 2)")
     args = p.parse_args(argv)
     for n, name in ((args.train, "--train"), (args.dev, "--dev"), (args.test, "--test")):
@@ -31,7 +36,7 @@ def main(argv=None):
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     for pair in args.pairs:
         t0 = time.time()
-        root = make_corpus(args.out, pair, sizes, seed=args.seed, jobs=args.jobs)
+        root = make_corpus(args.out, pair, sizes, seed=args.seed, jobs=args.jobs, unseen_voices=args.unseen_voices)
         stats = json.loads((root / "stats.json").read_text())
         print(f"{pair}: {root} in {time.time() - t0:.0f} s")
         print(json.dumps(stats, indent=2))

@@ -41,6 +41,25 @@ def wer(hyps: Sequence[List[str]], refs: Sequence[List[str]]) -> float:
     return 100.0 * errors / max(1, sum(len(r) for r in refs))
 
 
+def invented_repeats(hyps: Sequence[str], refs: Sequence[str]) -> float:
+    """Words repeated immediately in the output where the reference has no such repeat, per 100
+    output words. A word the reference itself says twice in a row may be repeated as often."""
+    from collections import Counter
+
+    invented, words = 0, 0
+    for h, r in zip(hyps, refs):
+        hw, rw = plain_words(h), plain_words(r)
+        words += len(hw)
+        allowed = Counter(b for a, b in zip(rw, rw[1:]) if a == b)
+        for a, b in zip(hw, hw[1:]):
+            if a == b:
+                if allowed[b] > 0:
+                    allowed[b] -= 1
+                else:
+                    invented += 1
+    return 100.0 * invented / max(1, words)
+
+
 def bleu(hyps: Sequence[str], refs: Sequence[str]) -> float:
     import sacrebleu
 
@@ -71,8 +90,10 @@ def offline(generate_dir: Path, corpus_list: Path, asr=None) -> dict:
     missing = [r["id"] for r in rows if r["id"] not in mt]
     if missing:
         raise ValueError(f"{generate_dir}/mt.txt: no output for {len(missing)} utterances of {corpus_list} (first: {missing[0]})")
+    hyps, refs = [mt[r["id"]] for r in rows], [r["tgt_text"] for r in rows]
     res = {
-        "offline_bleu": bleu([mt[r["id"]] for r in rows], [r["tgt_text"] for r in rows]),
+        "offline_bleu": bleu(hyps, refs),
+        "offline_repeats_per_100w": invented_repeats(hyps, refs),
         "asr_ctc_wer": wer([plain_words(ctc.get(r["id"], "")) for r in rows], [plain_words(r["src_text"]) for r in rows]),
     }
     wavs = [generate_dir / "wav" / f"{r['id']}.wav" for r in rows]
@@ -227,11 +248,11 @@ def _simuleval_dir(path: Path) -> dict:
     return scores
 
 
-def _text_bleu(path: Path, refs: List[str]) -> float:
+def _predictions(path: Path, refs: List[str]) -> List[str]:
     preds = [json.loads(l)["prediction"] for l in (path / "instances.log").read_text().splitlines()]
     if len(preds) != len(refs):
         raise ValueError(f"{path}/instances.log: {len(preds)} instances but {len(refs)} references")
-    return bleu(preds, refs)
+    return preds
 
 
 def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json: Path, command: str) -> dict:
@@ -248,7 +269,8 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
         t, s = eval_dir / f"s2tt_{seg}", eval_dir / f"s2st_{seg}"
         if (t / "scores.tsv").is_file():
             sc = _simuleval_dir(t)
-            row.update({"bleu": _text_bleu(t, refs), "text_al": sc["AL"], "text_al_ca": sc.get("AL_CA", float("nan"))})
+            preds = _predictions(t, refs)
+            row.update({"bleu": bleu(preds, refs), "repeats_per_100w": invented_repeats(preds, refs), "text_al": sc["AL"], "text_al_ca": sc.get("AL_CA", float("nan"))})
         if (s / "scores.tsv").is_file():
             sc = _simuleval_dir(s)
             row.update({"asr_bleu": sc.get("ASR_BLEU_LOCAL", float("nan")), "asr_bleu_rm_sil": sc.get("ASR_BLEU_LOCAL_RM_SIL", float("nan")),
@@ -256,6 +278,7 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
         rows.append(row)
         if seg == 320:
             results["stream320_bleu"] = row.get("bleu", float("nan"))
+            results["stream320_repeats_per_100w"] = row.get("repeats_per_100w", float("nan"))
             results["stream320_asr_bleu"] = row.get("asr_bleu", float("nan"))
             results["stream320_al_ms"] = row.get("al", row.get("text_al", float("nan")))
             results["stream320_al_ca_ms"] = row.get("al_ca", row.get("text_al_ca", float("nan")))

@@ -38,6 +38,14 @@ PAIRS = ("es-en", "ko-en", "de-en")
 SPLITS = ("train", "dev", "test")
 TARGET_VOICE = "slt"
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
+TRAIN_RATES, TRAIN_PITCHES = (135, 185), (30, 70)  # drawn per utterance, inclusive
+# The unseen-voice test split (--unseen-voices): espeak-ng variants, rates and pitches that no
+# other split uses, for the same sentences as the test split.
+UNSEEN_VARIANTS = ["+adam", "+Alicia", "+benjamin", "+caleb", "+Denis", "+edward", "+Gene", "+iven", "+linda",
+                   "+michel", "+pablo", "+steph", "+travis", "+victor", "+grandma", "+f5", "+m7", "+klatt4"]
+UNSEEN_RATES = ((110, 128), (192, 210))
+UNSEEN_PITCHES = ((12, 26), (74, 88))
+UNSEEN_SPLIT = "test_unseen"
 SOURCE_VOICES = {"es": ["es", "es-419"], "ko": ["ko"], "de": ["de"]}
 FREEDICT = Path("/usr/share/dictd/freedict-deu-eng.dict.dz")
 LIST_COLUMNS = ["id", "src_audio", "tgt_audio", "src_text", "tgt_text", "src_voice"]
@@ -156,7 +164,7 @@ def _write_atomic(path: Path, write) -> None:
 def corpus_stats(out: Path, src_lang: str) -> dict:
     stats = {"pair": f"{src_lang}-en", "splits": {}}
     vocab = {"src": set(), "tgt": set()}
-    for split in SPLITS:
+    for split in SPLITS + (UNSEEN_SPLIT,):
         lst = out / f"{split}.tsv"
         if not lst.is_file():
             continue
@@ -193,7 +201,16 @@ def read_list(path: Path) -> List[Dict[str, str]]:
     return rows
 
 
-def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs: int = 2) -> Path:
+def _unseen_voice(uid: str, seed: int, src_lang: str) -> Tuple[str, int, int]:
+    r = random.Random(f"{uid}-{seed}-unseen")
+    lo, hi = r.choice(UNSEEN_RATES)
+    plo, phi = r.choice(UNSEEN_PITCHES)
+    return r.choice(SOURCE_VOICES[src_lang]) + r.choice(UNSEEN_VARIANTS), r.randint(lo, hi), r.randint(plo, phi)
+
+
+def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs: int = 2, unseen_voices: bool = False) -> Path:
+    """The corpus of one pair; with ``unseen_voices`` also the ``test_unseen`` split: the test
+    sentences spoken by voice variants, rates and pitches that no other split uses."""
     if pair not in PAIRS:
         raise ValueError(f"unknown pair {pair!r} (choose from {', '.join(PAIRS)})")
     src_lang = pair.split("-")[0]
@@ -207,14 +224,20 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
             uid = f"{pair}-{split}-{i:05d}"
             r = random.Random(f"{uid}-{seed}")
             voice = r.choice(SOURCE_VOICES[src_lang]) + r.choice(ESPEAK_VARIANTS)
-            utts.append(Utterance(uid, split, src, tgt, voice, r.randint(135, 185), r.randint(30, 70)))
-    for split in SPLITS:  # a list file marks a complete split: drop stale ones first
+            utts.append(Utterance(uid, split, src, tgt, voice, r.randint(*TRAIN_RATES), r.randint(*TRAIN_PITCHES)))
+    splits = SPLITS
+    if unseen_voices:
+        splits = SPLITS + (UNSEEN_SPLIT,)
+        for i, (src, tgt) in enumerate(sents["test"]):
+            uid = f"{pair}-{UNSEEN_SPLIT}-{i:05d}"
+            utts.append(Utterance(uid, UNSEEN_SPLIT, src, tgt, *_unseen_voice(uid, seed, src_lang)))
+    for split in splits:  # a list file marks a complete split: drop stale ones first
         (root / f"{split}.tsv").unlink(missing_ok=True)
     jobs_list = [(u, src_lang, str(wav_dir)) for u in utts]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
         for _ in tqdm(ex.map(_synthesise, jobs_list, chunksize=8), total=len(utts), desc=f"synthesise {pair}", unit="utt"):
             pass
-    for split in SPLITS:
+    for split in splits:
         us = [u for u in utts if u.split == split]
         _write_atomic(root / f"{split}.{src_lang}", lambda f: f.writelines(u.src_text + "\n" for u in us))
         _write_atomic(root / f"{split}.en", lambda f: f.writelines(u.tgt_text + "\n" for u in us))

@@ -14,10 +14,11 @@ Layout written under ``out``::
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import sentencepiece as spm
 import yaml
@@ -142,6 +143,8 @@ def build_data_folder(
         "source_bpe": {"bpe": "sentencepiece", "sentencepiece_model": "spm_src.model"},
         "target_bpe": {"bpe": "sentencepiece", "sentencepiece_model": "spm_tgt.model"},
         "num_units": opts.num_units,
+        "length_bound": length_bound(
+            [(len(sp_tgt.encode(r.tgt_text, out_type=str)), n_frames[r.id] * features.FRAME_SHIFT_MS / 1000) for r in train]),
     }
     if opts.specaugment:
         cfg["specaugment"] = {"freq_mask_F": 27, "freq_mask_N": 1, "time_mask_N": 1, "time_mask_T": 20, "time_mask_p": 0.2, "time_wrap_W": 0}
@@ -153,6 +156,15 @@ def build_data_folder(
         }
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
+
+
+def length_bound(pairs: Sequence[Tuple[int, float]], margin: float = 1.5, extra: int = 5) -> Dict[str, float]:
+    """The data config's ``length_bound`` from (target subwords, source seconds) of the training
+    utterances: ``margin`` x the highest rate, rounded up to 0.5 token/s, + ``extra`` tokens."""
+    rates = [n / s for n, s in pairs if s > 0]
+    if not rates:
+        raise ValueError("no training utterance with source audio to set the length bound from")
+    return {"tokens_per_second": math.ceil(2 * margin * max(rates)) / 2, "extra": extra}
 
 
 LIST_REQUIRED = ("id", "src_audio", "src_text", "tgt_text")

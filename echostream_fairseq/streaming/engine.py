@@ -44,9 +44,10 @@ import numpy as np
 import torch
 
 from .. import features, punct
-from ..decoding import ctc_collapse, ctc_spikes, unit_ids
+from ..decoding import ctc_collapse, ctc_spikes, repeat_blocked, unit_ids, word_start_table
 from ..models.echostream import ctc_blank
 from ..models.encoder import REDUCTION
+from ..tasks.echostream_s2st import DEFAULT_LENGTH_BOUND, LengthBound
 from ..vocoder import UnitVocoder
 from .vocoder_sync import VocoderStream
 
@@ -111,8 +112,6 @@ class PolicyConfig:
     stride_n: int = 1
     whole_word: bool = True
     wait_until_end: bool = False  # decode only at the end of the source (= offline greedy)
-    max_len_a: float = 0.0
-    max_len_b: int = 200
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
     pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
     silence_db: float = features.SILENCE_DB  # RMS level (dBFS) under which a 10 ms block counts as silence
@@ -138,6 +137,7 @@ class Resources:
     vocoder: Optional[UnitVocoder]
     unit_dict: object
     punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
+    length_bound: LengthBound = DEFAULT_LENGTH_BOUND  # target tokens per second of a sentence's source
 
 
 def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
@@ -176,7 +176,7 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
             raise ValueError(f"{checkpoint} has no ASR-CTC head: a punctuation model has nothing to read")
         pm = punct.PunctModel.load(punct_model)
         pm.check_dictionary(model.asr_dict, f"the ASR-CTC dictionary of {checkpoint}")
-    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm)
+    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm, task.data_cfg.length_bound)
 
 
 @dataclass
@@ -218,6 +218,7 @@ class StreamingSession:
         self.translate = translate  # False: transcript only (streaming ASR), no MT work at all
         self.finished = False
         self.count = Counters()
+        self._word_start = word_start_table(self.m.mt_dict)
         self._silence_ms = 0.0  # trailing silence of the source heard so far
         self._pause_start: Optional[float] = None  # start (ms) of the last pause long enough to end a sentence
         self._pause_cut_ms: Optional[float] = None  # where that sentence ends, until it is closed
@@ -319,7 +320,8 @@ class StreamingSession:
 
     # ------------------------------------------------------------------ MT decoder
     def _max_len(self) -> int:
-        return int(self.policy.max_len_a * (self.count.fbank_frames - self._fbank0) + self.policy.max_len_b)
+        """The length bound for the sentence's source heard so far."""
+        return self.res.length_bound.max_tokens((self.count.fbank_frames - self._fbank0) * features.FRAME_SHIFT_MS / 1000)
 
     def _update_allowance(self) -> None:
         p = self.policy
@@ -355,6 +357,8 @@ class StreamingSession:
             lprobs[pad] = -float("inf")
             if not self.committed:
                 lprobs[eos] = -float("inf")  # at least one token, as offline decoding
+            for t in repeat_blocked(self.committed, self._word_start):
+                lprobs[t] = -float("inf")  # no loops: a third copy of a word or phrase in a row
             nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
             if nxt == eos and not (self.finished or self._closing):
                 self.inc = snapshot  # stop decision: decode this position again later

@@ -80,11 +80,62 @@ class EchoStreamDataConfig(S2SDataConfig):
                 raise DataConfigError(f"{yaml_path}: silence_augment: {e}") from None
         else:
             self.silence_augment = None
+        self.length_bound = _length_bound(self.config.get("length_bound"), yaml_path)
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
                 f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
                 f"the front end computes {features.NUM_MEL_BINS}-dim fbank"
             )
+
+
+def init_from_checkpoint(model: torch.nn.Module, path: Path) -> List[str]:
+    """Copy every parameter of a fairseq checkpoint whose name and shape match ``model``'s;
+    returns (and logs) the names left at their fresh initialisation."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: checkpoint not found: {path}")
+    from fairseq import checkpoint_utils
+
+    old = checkpoint_utils.load_checkpoint_to_cpu(str(path))["model"]
+    own = model.state_dict()
+    copied = {k: v for k, v in old.items() if k in own and own[k].shape == v.shape}
+    if not copied:
+        raise ValueError(f"--init-from {path}: no parameter matches the model in name and shape")
+    model.load_state_dict(copied, strict=False)
+    fresh = sorted(k for k in own if k not in copied)
+    logger.info("--init-from %s: %d of %d tensors copied; fresh: %s", path, len(copied), len(own), ", ".join(fresh) or "none")
+    return fresh
+
+
+@dataclass(frozen=True)
+class LengthBound:
+    """Target subwords allowed for a source: ``tokens_per_second`` x seconds + ``extra``.
+    ``echostream-prep-s2st`` sets it from the training data (its highest rate, with a margin)."""
+
+    tokens_per_second: float
+    extra: int
+
+    def max_tokens(self, source_seconds: float) -> int:
+        from ..decoding import max_target_tokens
+
+        return max_target_tokens(source_seconds, self.tokens_per_second, self.extra)
+
+
+# for data folders made before prep wrote the bound: twice the toy corpus's highest rate (10.3/s)
+DEFAULT_LENGTH_BOUND = LengthBound(20.0, 10)
+
+
+def _length_bound(entry, yaml_path: Path) -> LengthBound:
+    if entry is None:
+        logger.warning("%s has no length_bound; target length bound %s", yaml_path, DEFAULT_LENGTH_BOUND)
+        return DEFAULT_LENGTH_BOUND
+    if not isinstance(entry, dict) or set(entry) != {"tokens_per_second", "extra"}:
+        raise DataConfigError(f"{yaml_path}: length_bound must have exactly the keys tokens_per_second and extra, got {entry!r}")
+    tps, extra = entry["tokens_per_second"], entry["extra"]
+    if isinstance(tps, bool) or not isinstance(tps, (int, float)) or not tps > 0:
+        raise DataConfigError(f"{yaml_path}: length_bound.tokens_per_second must be a positive number, got {tps!r}")
+    if isinstance(extra, bool) or not isinstance(extra, int) or extra < 1:
+        raise DataConfigError(f"{yaml_path}: length_bound.extra must be an integer >= 1, got {extra!r}")
+    return LengthBound(float(tps), extra)
 
 
 @dataclass
@@ -256,6 +307,12 @@ class EchoStreamS2STTask(SpeechToSpeechTask):
             choices=["auto", "yes", "no"],
             help="fairseq-generate: synthesise wavs with the data config's vocoder (auto: when it names one)",
         )
+        parser.add_argument(
+            "--init-from",
+            metavar="CHECKPOINT",
+            help="fairseq-train from nothing: start from this checkpoint's parameters wherever name and shape match "
+                 "(e.g. a model trained on other units: everything but the unit output layer); ignored on resume",
+        )
 
     def __init__(self, args, tgt_dict, multitask_cfgs: Dict[str, SingleTaskConfig]):
         LegacyFairseqTask.__init__(self, args)
@@ -309,7 +366,10 @@ class EchoStreamS2STTask(SpeechToSpeechTask):
         args.input_channels = self.data_cfg.input_transformed_channels
         args.target_speaker_embed = False
         args.n_frames_per_step = 1
-        return LegacyFairseqTask.build_model(self, args, from_checkpoint)
+        model = LegacyFairseqTask.build_model(self, args, from_checkpoint)
+        if getattr(args, "init_from", None) and not from_checkpoint:
+            init_from_checkpoint(model, Path(args.init_from))
+        return model
 
     def get_batch_iterator(self, dataset, *args, **kwargs):
         # fairseq drops the last batch of a split when it is smaller than

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-data/toy}
 PAIR=es-en
-K=${K:-100}
+K=${K:-1000}
 BIN=.venv/bin
 C=$OUT/$PAIR
 

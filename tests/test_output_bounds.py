@@ -1,0 +1,153 @@
+"""Output is bounded by input: the length bound from the data config, the immediate-repeat rule,
+and the repetition figure the recipe reports. Rule tests need no model; the bounded-output tests
+run the micro model offline and streaming on noise and on a source it cannot read."""
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from echostream_fairseq.decoding import OutputBounds, max_target_tokens, repeat_blocked
+from echostream_fairseq.evaluation.recipe import invented_repeats
+from echostream_fairseq.prep.s2st import length_bound
+from echostream_fairseq.tasks.echostream_s2st import DataConfigError, EchoStreamDataConfig
+
+# a toy vocabulary: index -> does the piece start a word
+#   0 "▁the"  1 "▁girl"  2 "▁mon"  3 "key"  4 "▁new"  5 "s"
+WS = [True, True, True, False, True, False]
+
+
+def test_repetition_figure_counts_only_invented_repeats():
+    refs = ["The old girl washed a cake.", "It is very very big."]
+    assert invented_repeats(["The old girl washed a cake.", "It is very very big."], refs) == 0.0
+    # 'girl girl girl' = 2 invented repeats; 'very very' is in the reference, a third 'very' is not
+    hyps = ["The girl girl girl washed a cake.", "It is very very very big."]
+    n_words = 8 + 6
+    assert invented_repeats(hyps, refs) == pytest.approx(100 * 3 / n_words)
+    assert invented_repeats(["Diego Diego will close a new new new letter."], ["Diego will close a new box."]) == pytest.approx(100 * 3 / 9)
+
+
+def test_a_third_copy_in_a_row_is_blocked():
+    assert repeat_blocked([0, 1], WS) == []
+    assert repeat_blocked([0, 1, 1], WS) == [1]  # 'girl girl' may stand, not a third
+    assert repeat_blocked([2, 3, 2, 3], WS) == [2]  # 'monkey monkey': the word's first piece
+    assert repeat_blocked([0, 1, 0, 1], WS) == [0]  # a phrase: 'the girl the girl'
+    assert repeat_blocked([3, 3], WS) == []  # a word-internal piece is not a word
+    assert repeat_blocked([1, 1], WS, max_repeats=1) == [1]
+    assert repeat_blocked([1, 0, 1], WS) == []  # not in a row
+
+
+class _Dict:
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581the", "\u2581girl", "\u2581mon", "key"]
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def __getitem__(self, i):
+        return self.pieces[i]
+
+    def eos(self):
+        return 2
+
+
+def test_sequence_generator_hook_blocks_loops_and_ends_at_the_bound():
+    bounds = OutputBounds(_Dict())
+    bounds.max_tokens = [3, 50]  # two sentences, beam 1
+    tokens = torch.tensor([[2, 5, 5, 0], [2, 5, 5, 0]])
+    lprobs = torch.zeros(2, 8)
+    out = bounds(tokens, lprobs.clone(), 2, 1, 2)  # step 2: two tokens generated ('girl girl')
+    assert out[0, 5] == -float("inf") and out[1, 5] == -float("inf")  # a third 'girl'
+    assert torch.isfinite(out[0, 4]) and torch.isfinite(out[0, 2])
+    out = bounds(tokens, lprobs.clone(), 2, 1, 3)  # step 3: sentence 0 is at its bound
+    assert torch.isfinite(out[0]).tolist() == [False, False, True, False, False, False, False, False]
+    assert torch.isfinite(out[1, 4])
+
+
+def test_length_bound_from_training_data():
+    lb = length_bound([(10, 2.0), (30, 2.92), (8, 1.6)])  # highest rate 10.27/s
+    assert lb == {"tokens_per_second": 15.5, "extra": 5}
+    assert max_target_tokens(3.0, 15.5, 5) == 51
+    with pytest.raises(ValueError, match="no training utterance"):
+        length_bound([])
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"tokens_per_second": -1, "extra": 5}, "tokens_per_second must be a positive number"),
+    ({"tokens_per_second": 10, "extra": 0}, "extra must be an integer >= 1"),
+    ({"tokens_per_second": 10}, "exactly the keys"),
+    ("fast", "exactly the keys"),
+])
+def test_bad_length_bound_names_the_file_and_key(micro_data, tmp_path, entry, message):
+    cfg = yaml.safe_load((micro_data / "config.yaml").read_text())
+    cfg["length_bound"] = entry
+    cfg["global_cmvn"]["stats_npz_path"] = str(micro_data / "gcmvn.npz")
+    cfg.pop("vocoder", None)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataConfigError, match=message) as e:
+        EchoStreamDataConfig(path)
+    assert str(path) in str(e.value)
+
+
+def test_prep_writes_the_bound(micro_data):
+    lb = EchoStreamDataConfig(micro_data / "config.yaml").length_bound
+    assert "length_bound" in yaml.safe_load((micro_data / "config.yaml").read_text())
+    assert 5 <= lb.tokens_per_second <= 40 and lb.extra == 5
+
+
+@pytest.fixture(scope="module")
+def res(trained_micro, micro_data):
+    from echostream_fairseq.streaming.engine import load_resources
+
+    return load_resources(trained_micro, micro_data, vocoder=True)
+
+
+def _sources(seconds=4.0):
+    rng = np.random.default_rng(0)
+    n = int(16000 * seconds)
+    t = np.arange(n) / 16000
+    return {
+        "noise": (0.3 * rng.standard_normal(n)).astype(np.float32),
+        "tone": (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),  # nothing the model can read
+        "silence": np.zeros(n, dtype=np.float32),
+    }
+
+
+@pytest.mark.parametrize("kind", ["noise", "tone", "silence"])
+def test_streaming_output_is_bounded(res, kind):
+    from echostream_fairseq.streaming.replay import replay
+
+    wav = _sources()[kind]
+    bound = res.length_bound.max_tokens(len(wav) / 16000)
+    r = replay(res, wav, 320)
+    words = r.translation.split()
+    assert len(words) <= bound
+    assert not [w for i, w in enumerate(words[2:], 2) if words[i - 1] == words[i - 2] == w], r.translation  # no third copy
+    # speech stops with the text: at most the vocoder's longest duration per unit for the units said
+    units = [u for e in r.events for u in e.out.units]
+    assert r.pcm.size <= max(1, len(units)) * 320 * 60
+
+
+def test_offline_output_is_bounded(res, micro_data):
+    """The offline generator applies the same bound per sentence as fairseq-generate does."""
+    from echostream_fairseq import features
+    from echostream_fairseq.generator import EchoStreamGenerator
+
+    class Args:
+        beam = 2
+
+    class Task:
+        target_dictionary = res.unit_dict
+
+        class data_cfg:
+            length_bound = res.length_bound
+
+    gen = EchoStreamGenerator([res.model], Task, Args)
+    srcs = _sources(2.0)
+    feats = [torch.from_numpy(res.cmvn(features.fbank(w))) for w in srcs.values()]
+    lengths = torch.tensor([f.shape[0] for f in feats])
+    sample = {"net_input": {"src_tokens": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), "src_lengths": lengths}}
+    out = gen.generate([res.model], sample)
+    for h, n in zip(out, lengths.tolist()):
+        words = h[0]["mt_text"].split()
+        assert len(words) <= res.length_bound.max_tokens(n / 100)
+        assert not [w for i, w in enumerate(words[2:], 2) if words[i - 1] == words[i - 2] == w], h[0]["mt_text"]
