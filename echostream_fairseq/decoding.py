@@ -57,7 +57,7 @@ def repeat_blocked(prefix: Sequence[int], word_start: Sequence[bool], max_repeat
         gram = list(prefix[-n:])
         if not word_start[gram[0]]:
             continue
-        if all(list(prefix[len(prefix) - (r + 1) * n : len(prefix) - r * n]) == gram for r in range(max_repeats)):
+        if gram[0] not in blocked and all(list(prefix[len(prefix) - (r + 1) * n : len(prefix) - r * n]) == gram for r in range(max_repeats)):
             blocked.append(gram[0])
     return blocked
 

@@ -63,3 +63,46 @@ def test_train_resume_generate(micro_data, tmp_path):
         assert len(wav) == expected, uid
     assert n_units > 0, "no units decoded"
 
+
+
+def test_init_from_copies_every_matching_tensor(micro_data, tmp_path):
+    """--init-from: a model for other units starts from a checkpoint's parameters wherever name
+    and shape match; only the unit output layer is fresh."""
+    import shutil
+
+    from fairseq import checkpoint_utils
+
+    save = tmp_path / "a"
+    run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, *COMMON, "--save-dir", save, "--max-update", 5])
+    # the same data with twice the unit vocabulary
+    other = tmp_path / "data"
+    shutil.copytree(micro_data, other)
+    cfg = yaml.safe_load((other / "config.yaml").read_text())
+    cfg["num_units"] *= 2
+    cfg.pop("vocoder")
+    (other / "config.yaml").write_text(yaml.safe_dump(cfg))
+    out = run([cli("fairseq-train"), other, *TRAIN_ARGS, *COMMON, "--save-dir", tmp_path / "b", "--max-update", 1,
+               "--lr", "1e-9", "--init-from", save / "checkpoint_last.pt"])
+    log = out.stdout + out.stderr
+    m = re.search(r"--init-from .*: (\d+) of (\d+) tensors copied", log)
+    assert m and int(m.group(2)) - int(m.group(1)) == 2, log[-2000:]
+    assert "fresh: unit_decoder.out.bias, unit_decoder.out.weight" in log
+    a = checkpoint_utils.load_checkpoint_to_cpu(str(save / "checkpoint_last.pt"))["model"]
+    b = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "b" / "checkpoint_last.pt"))["model"]
+    assert b["unit_decoder.out.weight"].shape[0] > a["unit_decoder.out.weight"].shape[0]
+    k = "mt_decoder.embed_tokens.weight"
+    assert torch.allclose(a[k], b[k], atol=1e-6)  # copied (a 1e-9 step moves nothing)
+    with pytest.raises(AssertionError, match="checkpoint not found"):
+        run([cli("fairseq-train"), other, *TRAIN_ARGS, *COMMON, "--save-dir", tmp_path / "c", "--max-update", 1,
+             "--init-from", tmp_path / "missing.pt"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_fairseq_train_on_cuda(micro_data, tmp_path):
+    """fairseq-train's own CUDA path with the plugin's task, model and criterion."""
+    out = run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, *COMMON, "--save-dir", tmp_path / "gpu", "--max-update", 10])
+    log = out.stdout + out.stderr
+    assert "num_updates: 10 >= max_update: 10" in log or (tmp_path / "gpu" / "checkpoint_last.pt").is_file()
+    assert "cuda" in log.lower()
+    st = torch.load(tmp_path / "gpu" / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    assert all(torch.isfinite(v).all() for v in st["model"].values() if v.is_floating_point())

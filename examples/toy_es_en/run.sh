@@ -5,20 +5,28 @@
 #   6 vocoder resynthesis check                7 SimulEval at several segment sizes
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
-# Knobs (environment): DATA_ROOT RUNS ASSETS VOC_STEPS MAX_UPDATE SEGMENTS SPEECH_SEGMENTS
+# Knobs (environment): DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
+#   SEGMENTS SPEECH_SEGMENTS
+# INIT_FROM=CKPT: stage 3 starts from that checkpoint wherever names and shapes match (fairseq-train
+#   --init-from; e.g. a model trained on other units) and trains MAX_UPDATE updates with silence
+#   augmentation in one phase.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FIRST=${1:-1}; LAST=${2:-8}
 DATA_ROOT=${DATA_ROOT:-data/toy}; C=$DATA_ROOT/es-en; D=$C/prepared
 RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini; EVAL=$RUNS/toy_eval
 ASSETS=${ASSETS:-assets}
-VOC_STEPS=${VOC_STEPS:-1500}
+# vocoder: regression (mel + multi-resolution STFT) until VOC_GAN_START, then adversarial
+VOC_STEPS=${VOC_STEPS:-7000}
+VOC_GAN_START=${VOC_GAN_START:-6000}
+VOC_THREADS=${VOC_THREADS:-2}
+INIT_FROM=${INIT_FROM:-}
 MAX_UPDATE=${MAX_UPDATE:-1800}
 FT_UPDATES=${FT_UPDATES:-400}  # then fine-tuned with silence augmentation (config_aug.yaml)
 SEGMENTS=${SEGMENTS:-160 320 640}
 SPEECH_SEGMENTS=${SPEECH_SEGMENTS:-$SEGMENTS}  # S2ST + ASR-BLEU (about 12 min per segment size here)
 BIN=$PWD/.venv/bin
-K=100
+K=${K:-1000}
 stage() { [ "$1" -ge "$FIRST" ] && [ "$1" -le "$LAST" ]; }
 say() { echo "== $* ($(date +%T))"; }
 # logged LOG CMD...: run CMD with its output appended to LOG; on failure show the end of LOG
@@ -28,15 +36,21 @@ logged() { local log=$1; shift; local t0=$SECONDS
 mkdir -p "$RUNS" "$EVAL"
 
 VOC_CMD=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C/dev.tsv" --units-dir "$C/units"
-  --num-units $K --save-dir "$VOC" --max-steps "$VOC_STEPS" --save-interval 250 --log-interval 50 --threads 1 --no-progress-bar)
+  --num-units $K --save-dir "$VOC" --max-steps "$VOC_STEPS" --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128
+  --bf16 --stft-weight 20 --lr 1e-3 --lr-decay 0.9998 --save-interval 500 --keep-last 20 --log-interval 50
+  --threads "$VOC_THREADS" --no-progress-bar)
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
 train_cmd() { TRAIN_CMD=("$BIN/fairseq-train" "$D" --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini
   --criterion echostream_multitask --config-yaml "$1" --multitask-config-yaml config_mtl.yaml
   --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 --clip-norm 5 --label-smoothing 0.1
   --max-tokens 20000 --max-update "$2" --unit-upsample 16 --save-dir "$CKPT" --save-interval-updates 200
   --keep-interval-updates 2 --train-subset train --valid-subset dev --num-workers 0 --seed 1); }
-train_cmd config.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}")
-train_cmd config_aug.yaml "$((MAX_UPDATE + FT_UPDATES))"; TRAIN2=("${TRAIN_CMD[@]}")
+if [ -n "$INIT_FROM" ]; then
+  train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$INIT_FROM"); TRAIN2=()
+else
+  train_cmd config.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}")
+  train_cmd config_aug.yaml "$((MAX_UPDATE + FT_UPDATES))"; TRAIN2=("${TRAIN_CMD[@]}")
+fi
 
 PUNCT=$RUNS/punct/punct.pt
 PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.es" --valid-text "$C/dev.es" --spm "$D/spm_src.model"
@@ -52,11 +66,11 @@ if stage 2; then
   mkdir -p "$VOC"; logged "$VOC/train.log" "${VOC_CMD[@]}"
 fi
 if stage 3; then
-  say "3/8 model: fairseq-train echostream_mini, $MAX_UPDATE updates, then $FT_UPDATES with silence augmentation -> $CKPT (log $CKPT/train.log)"
-  mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
+  say "3/8 model: fairseq-train echostream_mini -> $CKPT (log $CKPT/train.log)"
   [ -f "$D/config_aug.yaml" ] || { cp "$D/config.yaml" "$D/config_aug.yaml"
     printf 'silence_augment:\n  prob: 0.5\n  max_ms: 1500\n  noise_db: [-75, -50]\n' >> "$D/config_aug.yaml"; }
-  logged "$CKPT/train.log" "${TRAIN2[@]}"
+  mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
+  [ ${#TRAIN2[@]} -eq 0 ] || logged "$CKPT/train.log" "${TRAIN2[@]}"
   say "3/8 punctuation / sentence-boundary model -> $PUNCT"
   logged "$RUNS/punct.log" "${PUNCT_CMD[@]}"
 fi
@@ -68,7 +82,7 @@ if stage 4; then
   "$BIN/echostream-export-assets" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --vocoder "$GEN" --punct "$PUNCT" --longform "$RUNS/longform" \
     --kmeans "$C/units/kmeans.npy" --examples-list "$C/test.tsv" --num-examples 5 --out "$ASSETS" \
     --built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${VOC_CMD[*]#$PWD/}" --built-by "${TRAIN1[*]#$PWD/}" \
-    --built-by "${TRAIN2[*]#$PWD/}" --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
+    ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"} --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
 fi
 M=$(realpath -m "$ASSETS/model")
 if stage 5; then
