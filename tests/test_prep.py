@@ -173,3 +173,24 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     # second run: every stage is complete and skipped
     p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and "took" not in p.stdout + p.stderr
+
+
+def test_add_splits_to_an_existing_folder(corpus, tmp_path):
+    """--add-to: an evaluation split joins a prepared folder with the folder's own sentencepiece
+    models; nothing else in the folder changes, and the task loads the new split."""
+    out = tmp_path / "prepared"
+    prepare_from_lists(_lists(corpus)[:2], corpus / "units", out, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    run([cli("echostream-prep-s2st"), "--add-to", out, "--lists", corpus / "test.tsv", "--units-dir", corpus / "units"])
+    for name, data in before.items():
+        assert (out / name).read_bytes() == data, name
+    task, _, _, _ = build(out)
+    task.load_dataset("test")
+    assert len(task.datasets["test"]) == 3
+    row = (out / "test.tsv").read_text().splitlines()[1].split("\t")
+    assert (out / row[1]).resolve().is_file() and int(row[2]) > 0
+    # a split the folder has, or a training split, is refused with the file named
+    with pytest.raises(AssertionError, match="already has the split test"):
+        run([cli("echostream-prep-s2st"), "--add-to", out, "--lists", corpus / "test.tsv", "--units-dir", corpus / "units"])
+    with pytest.raises(AssertionError, match="training splits belong"):
+        run([cli("echostream-prep-s2st"), "--add-to", out, "--lists", corpus / "train.tsv", "--units-dir", corpus / "units"])

@@ -29,6 +29,9 @@ def main(argv=None):
     p.add_argument("--vocoder-config", type=Path, help="its config.json")
     p.add_argument("--resample-source", action="store_true", help="convert source audio that is not 16 kHz (e.g. CoVoST mp3) to 16 kHz wavs in the folder")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--add-to", type=Path, metavar="FOLDER",
+                   help="add the --lists as evaluation splits to this existing data folder (its own sentencepiece "
+                        "models; nothing else changes), e.g. the test_unseen split of echostream-make-toy-corpus --unseen-voices")
     g = p.add_argument_group("CVSS-C / CoVoST 2 input adapter")
     g.add_argument("--cvss-c-root", type=Path, help="CVSS-C folder of one pair (train.tsv, train/*.wav, ...)")
     g.add_argument("--covost-root", type=Path, help="CoVoST 2 folder (covost_v2.{src}_en.{split}.tsv, clips/)")
@@ -36,7 +39,17 @@ def main(argv=None):
     g.add_argument("--lists-out", type=Path, help="where to write the list files made from CVSS-C + CoVoST 2")
     args = p.parse_args(argv)
 
-    from ..prep.s2st import PrepOptions, cvss_c_lists, prepare_from_lists
+    from ..prep.s2st import PrepOptions, add_splits, cvss_c_lists, prepare_from_lists
+
+    if args.add_to:
+        if not (args.lists and args.units_dir):
+            p.error("--add-to needs --lists and --units-dir")
+        try:
+            added = add_splits(args.add_to, args.lists, args.units_dir)
+        except (OSError, ValueError) as e:
+            p.error(str(e))
+        print(f"{args.add_to}: added split(s) {', '.join(added)}")
+        return
 
     if args.cvss_c_root or args.covost_root:
         if not (args.cvss_c_root and args.covost_root and args.src_lang and args.lists_out):

@@ -266,6 +266,49 @@ def prepare_from_lists(
     return out
 
 
+def add_splits(folder: Path, lists: Sequence[Path], units_dir: Path) -> List[str]:
+    """Add evaluation splits to an existing data folder with its own sentencepiece models (no
+    statistic of the folder changes): ``{split}.tsv`` and the multitask ``src_text/`` and
+    ``tgt_text/`` files of each list. A split the folder already has, or a train split, is an error."""
+    import soundfile as sf
+
+    from .units import read_unit_file, reduce_units
+
+    folder, units_dir = Path(folder), Path(units_dir)
+    for name in ("spm_src.model", "spm_tgt.model", "config.yaml"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder} is not a prepared data folder: no {name}")
+    rows = _check_lists(lists)
+    for split in sorted({s for s, _, _, _ in rows}):
+        if split.startswith("train"):
+            raise ValueError(f"{split}: training splits belong in the folder's own build (echostream-prep-s2st --lists)")
+        if (folder / f"{split}.tsv").exists():
+            raise FileExistsError(f"{folder / split}.tsv exists: the folder already has the split {split}")
+    sp_src = spm.SentencePieceProcessor(model_file=str(folder / "spm_src.model"))
+    sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / "spm_tgt.model"))
+    by_split: Dict[str, list] = {}
+    for split, path, row, line in rows:
+        where = f"{path}: line {line} (id {row['id']})"
+        src = Path(row["src_audio"])
+        src = src if src.is_absolute() else path.parent / src
+        if not src.is_file():
+            raise FileNotFoundError(f"{where}: source audio not found: {src}")
+        info = sf.info(str(src))
+        if info.samplerate != features.SAMPLE_RATE:
+            raise ValueError(f"{where}: {src} is {info.samplerate} Hz; the front end needs {features.SAMPLE_RATE} Hz")
+        unit_file = next((units_dir / f"{row['id']}{ext}" for ext in (".npy", ".txt") if (units_dir / f"{row['id']}{ext}").is_file()), None)
+        if unit_file is None:
+            raise FileNotFoundError(f"{where}: no unit file {units_dir / row['id']}.npy or .txt")
+        units, _ = reduce_units(read_unit_file(unit_file))
+        by_split.setdefault(split, []).append((row, os.path.relpath(src.resolve(), folder.resolve()), features.num_frames(info.frames), units))
+    for split, items in by_split.items():
+        write_tsv(folder / f"{split}.tsv", ["id", "src_audio", "src_n_frames", "tgt_audio", "tgt_n_frames", "src_text", "tgt_text"],
+                  [[r["id"], a, n, " ".join(map(str, u)), len(u), r["src_text"], r["tgt_text"]] for r, a, n, u in items])
+        write_tsv(folder / "src_text" / f"{split}.tsv", ["id", "tgt_text"], [[r["id"], " ".join(sp_src.encode(r["src_text"], out_type=str))] for r, *_ in items])
+        write_tsv(folder / "tgt_text" / f"{split}.tsv", ["id", "tgt_text"], [[r["id"], " ".join(sp_tgt.encode(r["tgt_text"], out_type=str))] for r, *_ in items])
+    return sorted(by_split)
+
+
 def cvss_c_lists(cvss_root: Path, covost_root: Path, src_lang: str, out: Path, splits=("train", "dev", "test")) -> List[Path]:
     """List files from the CVSS-C + CoVoST 2 layouts.
 

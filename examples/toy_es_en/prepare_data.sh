@@ -13,8 +13,9 @@ stage() { echo "== $1 ($(date +%T))"; }
 TIMEFORMAT="   took %R s"
 
 stage "1/3 corpus: $C"
-if [ ! -f "$C/test.tsv" ] || [ ! -f "$C/stats.json" ]; then
-  time $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR \
+# (+ test_unseen: the test sentences by voice variants, rates and pitches no other split uses)
+if [ ! -f "$C/test_unseen.tsv" ] || [ ! -f "$C/stats.json" ]; then
+  time $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR --unseen-voices \
     --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0}
 fi
 
@@ -29,6 +30,11 @@ if [ ! -f "$C/prepared/config.yaml" ]; then
   time $BIN/echostream-prep-s2st \
     --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --units-dir "$C/units" --num-units $K \
     --out "$C/prepared" --src-vocab ${SRC_VOCAB:-256} --tgt-vocab ${TGT_VOCAB:-256}
+fi
+if [ ! -f "$C/prepared/test_unseen.tsv" ]; then
+  echo "   + test_unseen (the quantiser fitted above; the folder's own sentencepiece models)"
+  $BIN/echostream-extract-units --lists "$C/test_unseen.tsv" --out "$C/units_test_unseen" --kmeans "$C/units/kmeans.npy"
+  $BIN/echostream-prep-s2st --add-to "$C/prepared" --lists "$C/test_unseen.tsv" --units-dir "$C/units_test_unseen"
 fi
 du -sh "$C/wav" "$C/units" "$C/prepared"
 echo "train: fairseq-train $C/prepared --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini --criterion echostream_multitask --config-yaml config.yaml --multitask-config-yaml config_mtl.yaml ..."
