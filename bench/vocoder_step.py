@@ -53,7 +53,7 @@ def time_forward(channels: int, threads: int, batch: int, segment: int) -> float
     torch.set_num_threads(threads)
     gen = CodeGenerator(vt.vocoder_config(100, channels=channels))
     codes = torch.randint(0, 100, (batch, segment))
-    gen(code=codes)
+    gen(code=codes).sum().backward()  # warm-up
     t0 = time.perf_counter()
     for _ in range(3):
         gen(code=codes).sum().backward()

@@ -5,6 +5,7 @@ protocol as JSON), WS /ws. By default it serves the shipped model (assets/).
 """
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,21 +21,42 @@ def main(argv=None):
     g.add_argument("--max-sessions", type=int, default=4, help="concurrent streaming sessions (default 4)")
     g.add_argument("--max-session-seconds", type=float, default=600.0, help="source seconds per session (default 600)")
     g.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest binary frame (default 1 MiB)")
+    g.add_argument("--idle-before-start", type=float, default=10.0, help="seconds a connection may wait before 'start' (default 10)")
+    g.add_argument("--idle-between-frames", type=float, default=30.0, help="seconds a started session may send nothing (default 30)")
+    g.add_argument("--max-session-wall", type=float, default=1200.0, help="wall-clock seconds per connection (default 1200)")
+    g.add_argument("--max-connections", type=int, default=64, help="open WebSockets, started or not (default 64)")
+    g.add_argument("--max-connections-per-client", type=int, default=8, help="open WebSockets per client address (default 8)")
+    a = p.add_argument_group("access")
+    a.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web origin (e.g. https://example.org) whose pages may connect besides the server's own; '*' allows any "
+                        "(repeatable)")
+    a.add_argument("--token", default=os.environ.get("ECHOSTREAM_TOKEN"),
+                   help="require this bearer token (Authorization header or ?token= on the WebSocket URL; the page passes its "
+                        "own ?token= on). Default: $ECHOSTREAM_TOKEN; none: no token")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
     import torch
     import uvicorn
 
-    from ..server.app import ServerLimits, create_app
+    from ..server.app import Access, ServerLimits, create_app
 
+    try:
+        limits = ServerLimits(args.max_sessions, args.max_session_seconds, args.max_frame_bytes, int(args.segment_ms),
+                              idle_before_start_s=args.idle_before_start, idle_between_frames_s=args.idle_between_frames,
+                              max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
+                              max_connections_per_client=args.max_connections_per_client)
+    except ValueError as e:
+        p.error(str(e))
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
+        print(f"warning: listening on {args.host} without a token: anyone who can reach this port can use the server "
+              "(set --token or ECHOSTREAM_TOKEN)", file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
     res, policy = load(args, p)
-    limits = ServerLimits(args.max_sessions, args.max_session_seconds, args.max_frame_bytes, int(args.segment_ms))
     describe = {"checkpoint": str(args.checkpoint or (args.assets or "assets") / Path("model/checkpoint.pt")),
                 "vocoder": res.vocoder is not None}
-    app = create_app(res, policy, limits, describe)
+    app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20))
 

@@ -2,11 +2,13 @@
 
 Every connection owns one ``StreamingSession`` over the shared model; engine calls run in a
 thread pool, off the event loop, so a slow client never stalls another. Limits (sessions,
-session length, frame size) answer with an ``error`` message and a close code.
+session length, frame size, idle time, wall time, connections) and refusals (foreign Origin,
+missing or wrong token) answer with an ``error`` message and a close code.
 """
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import json
 import logging
@@ -14,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from fastapi import FastAPI, WebSocket
@@ -35,10 +37,47 @@ STATIC = Path(__file__).parent / "static"
 @dataclass
 class ServerLimits:
     max_sessions: int = 4
-    max_session_seconds: float = 600.0
+    max_session_seconds: float = 600.0  # source audio per session
     max_frame_bytes: int = 1 << 20
     default_segment_ms: int = 320
     max_segment_ms: int = 5000
+    idle_before_start_s: float = 10.0  # a connection that sends no 'start' within this is closed
+    idle_between_frames_s: float = 30.0  # a started session that sends nothing for this long is closed
+    max_session_wall_s: float = 1200.0  # wall-clock time per connection, whatever it sends
+    max_connections: int = 64  # open WebSockets, started or not
+    max_connections_per_client: int = 8  # open WebSockets per client address
+
+    def __post_init__(self):
+        for name in ("max_sessions", "max_frame_bytes", "max_connections", "max_connections_per_client"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass
+class Access:
+    """Who may connect: browser pages from ``allowed_origins`` (empty: the server's own origin
+    only; ``*``: any), and, with a ``token``, only clients that present it (``Authorization:
+    Bearer`` header or ``?token=`` query parameter)."""
+
+    allowed_origins: Sequence[str] = ()
+    token: Optional[str] = None
+
+    def check(self, headers, query) -> Optional[Tuple[str, str]]:
+        """None when the client may connect, else (error code, message)."""
+        origin = headers.get("origin")
+        if origin is not None and "*" not in self.allowed_origins:
+            own = {f"{scheme}://{headers.get('host', '')}" for scheme in ("http", "https")}
+            if origin not in own and origin not in self.allowed_origins:
+                return "forbidden_origin", f"Origin {origin!r} may not use this server (allowed: its own origin{''.join(', ' + o for o in self.allowed_origins)})"
+        if self.token is not None:
+            auth = headers.get("authorization", "")
+            given = auth[7:] if auth.lower().startswith("bearer ") else query.get("token", "")
+            if not given or not hmac.compare_digest(given.encode(), self.token.encode()):
+                return "unauthorized", "a valid token is required (Authorization: Bearer <token> or ?token=<token>)"
+        return None
 
 
 class _Connection:
@@ -135,11 +174,13 @@ class _Connection:
             self.start = None
 
 
-def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Optional[ServerLimits] = None, describe: Optional[dict] = None):
+def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Optional[ServerLimits] = None, describe: Optional[dict] = None,
+               access: Optional[Access] = None):
     app = FastAPI(title="EchoStream", docs_url=None, redoc_url=None)
     st = app.state
-    st.res, st.policy, st.limits = res, policy or PolicyConfig(), limits or ServerLimits()
+    st.res, st.policy, st.limits, st.access = res, policy or PolicyConfig(), limits or ServerLimits(), access or Access()
     st.active, st.served, st.ids = 0, 0, itertools.count(1)
+    st.open, st.per_client = 0, {}
     st.pool = ThreadPoolExecutor(max_workers=st.limits.max_sessions, thread_name_prefix="engine")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -154,6 +195,8 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     @app.get("/config")
     def config():
         return JSONResponse({"model": describe or {}, "policy": asdict(st.policy), "limits": asdict(st.limits),
+                             "access": {"allowed_origins": list(st.access.allowed_origins) or ["(its own origin)"],
+                                        "token_required": st.access.token is not None},
                              "speech_output": st.res.vocoder is not None,
                              "output_audio": {"sample_rate": features.SAMPLE_RATE, "format": "s16le", "channels": 1}})
 
@@ -161,13 +204,53 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     def protocol():
         return PROTOCOL
 
+    def admit(ws: WebSocket) -> Optional[ProtocolError]:
+        """Refusals decided before 'ready': origin, token, connection caps."""
+        refused = st.access.check(ws.headers, ws.query_params)
+        if refused:
+            return ProtocolError(*refused, close_code=1008)
+        lim, client = st.limits, ws.client.host if ws.client else "?"
+        if st.open >= lim.max_connections:
+            return ProtocolError("too_many_connections", f"the server holds its maximum of {lim.max_connections} connections", close_code=1013)
+        if st.per_client.get(client, 0) >= lim.max_connections_per_client:
+            return ProtocolError("too_many_connections",
+                                 f"{client} already holds {lim.max_connections_per_client} connections, the most one client may", close_code=1013)
+        return None
+
+    async def receive(ws: WebSocket, conn: _Connection, opened: float) -> dict:
+        """The next message, or an error once the connection has been idle or open too long."""
+        lim = st.limits
+        idle = lim.idle_before_start_s if conn.start is None else lim.idle_between_frames_s
+        left = lim.max_session_wall_s - (time.monotonic() - opened)
+        if left <= 0:
+            raise ProtocolError("session_timeout", f"the connection passed the server's wall-clock limit of {lim.max_session_wall_s:g} s")
+        try:
+            return await asyncio.wait_for(ws.receive(), timeout=min(idle, left))
+        except asyncio.TimeoutError:
+            if left <= idle:
+                raise ProtocolError("session_timeout", f"the connection passed the server's wall-clock limit of {lim.max_session_wall_s:g} s") from None
+            what = "'start'" if conn.start is None else "audio or 'end'"
+            raise ProtocolError("idle_timeout", f"no {what} for {idle:g} s") from None
+
     @app.websocket("/ws")
     async def ws_endpoint(ws: WebSocket):
         await ws.accept()
         conn = _Connection(st, ws)
+        refusal = admit(ws)
+        if refusal is not None:
+            try:
+                await conn.send_json({"type": "error", "code": refusal.code, "message": refusal.message})
+                await ws.close(refusal.close_code)
+            except Exception:  # the client is already gone
+                pass
+            return
+        client = ws.client.host if ws.client else "?"
+        st.open += 1
+        st.per_client[client] = st.per_client.get(client, 0) + 1
+        opened = time.monotonic()
         try:
             while True:
-                msg = await ws.receive()
+                msg = await receive(ws, conn, opened)
                 if msg["type"] == "websocket.disconnect":
                     return
                 if msg.get("bytes") is not None:
@@ -175,7 +258,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                     continue
                 try:
                     obj = json.loads(msg.get("text") or "")
-                except ValueError:
+                except (ValueError, RecursionError):  # deep nesting overflows the parser
                     raise ProtocolError("bad_json", "text messages must be JSON objects") from None
                 if not isinstance(obj, dict):
                     raise ProtocolError("bad_json", "text messages must be JSON objects")
@@ -199,5 +282,9 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
             pass  # the client vanished mid-stream
         finally:
             conn.close()
+            st.open -= 1
+            st.per_client[client] -= 1
+            if not st.per_client[client]:
+                del st.per_client[client]
 
     return app

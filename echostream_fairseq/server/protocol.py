@@ -39,7 +39,7 @@ PROTOCOL = {
         "error": {"type": "error", "code": "one of the codes below", "message": "what was wrong"},
     },
     "error_codes": {
-        "bad_json": "a text message that is not a JSON object",
+        "bad_json": "a text message that is not a JSON object (malformed, too deeply nested, or another JSON value)",
         "unknown_type": "a JSON message whose 'type' is not start/end",
         "not_started": "binary or 'end' before 'start'",
         "already_started": "a second 'start'",
@@ -49,8 +49,14 @@ PROTOCOL = {
         "session_too_long": "more source than the server's max_session_seconds",
         "busy": "the server already runs max_sessions sessions; try later",
         "internal": "the engine failed on this session (the server keeps serving others)",
+        "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session",
+        "session_timeout": "the connection was open longer than max_session_wall_s (wall clock)",
+        "too_many_connections": "the server holds max_connections connections, or this client address max_connections_per_client",
+        "forbidden_origin": "a browser page from an Origin that is not the server's own nor in its allowed origins",
+        "unauthorized": "the server requires a token and none or a wrong one was sent (Authorization: Bearer, or ?token=)",
     },
-    "close_codes": {"1000": "done", "1008": "protocol error (after an 'error' message)", "1013": "busy", "1011": "internal"},
+    "close_codes": {"1000": "done", "1008": "protocol error, refusal or timeout (after an 'error' message)",
+                    "1013": "busy / too many connections", "1011": "internal"},
 }
 
 

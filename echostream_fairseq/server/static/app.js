@@ -44,7 +44,9 @@ function open(onReady) {
   $("transcript").textContent = ""; $("translation").textContent = "";
   audioMs = 0; $("audio-ms").textContent = "0"; $("latency").textContent = "–";
   sentences = 0; $("sentences").textContent = "0";
-  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+  const token = new URLSearchParams(location.search).get("token");  // a server started with --token
+  ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" +
+                     (token ? "?token=" + encodeURIComponent(token) : ""));
   ws.binaryType = "arraybuffer";
   ws.onopen = () => ws.send(JSON.stringify({ type: "start", sample_rate: RATE, format: "s16le", channels: 1,
                                               segment_ms: parseInt($("segment").value, 10) }));

@@ -1,0 +1,168 @@
+"""Limits and refusals of a real `echostream-serve` against hostile clients: idle connections
+before and after 'start', the wall-clock limit, connection caps (total and per client address),
+foreign Origins, missing or wrong tokens, deeply nested JSON. Loopback only, short limits."""
+import asyncio
+import json
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import websockets
+
+from conftest import cli
+from test_server import free_port, get
+
+pytestmark = pytest.mark.slow
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
+    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "warning",
+                          "--idle-before-start", "1", "--idle-between-frames", "1.5", "--max-session-wall", "4",
+                          "--max-connections", "3", "--max-connections-per-client", "2",
+                          "--allow-origin", "https://friend.example", "--token", TOKEN],
+                         stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            if get(base + "/health")["status"] == "ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+        assert p.poll() is None, open(log.name).read()[-3000:]
+    yield base, f"ws://127.0.0.1:{port}/ws", port
+    p.terminate()
+    p.wait(timeout=30)
+
+
+async def _first(url, *send, headers=AUTH, origin=None, wait=10.0, **kw):
+    """Connect, send, and return (first message, close code) the server answers with."""
+    async with websockets.connect(url, additional_headers=headers, origin=origin, **kw) as ws:
+        try:
+            for m in send:
+                await ws.send(m)
+        except websockets.ConnectionClosed:
+            pass  # refused before we finished: the error message is still in the buffer
+        msg = json.loads(await asyncio.wait_for(ws.recv(), wait))
+        try:
+            while True:  # until the server closes
+                await asyncio.wait_for(ws.recv(), wait)
+        except websockets.ConnectionClosed:
+            pass
+        return msg, ws.close_code
+
+
+def test_config_shows_the_limits_and_access(server):
+    base, _, _ = server
+    cfg = get(base + "/config")
+    assert cfg["limits"]["idle_before_start_s"] == 1 and cfg["limits"]["max_connections_per_client"] == 2
+    assert cfg["limits"]["max_session_wall_s"] == 4 and cfg["limits"]["max_connections"] == 3
+    assert cfg["access"] == {"allowed_origins": ["https://friend.example"], "token_required": True}
+
+
+def test_idle_before_start_is_closed(server):
+    _, url, _ = server
+    t0 = time.monotonic()
+    msg, code = asyncio.run(_first(url))
+    assert msg["code"] == "idle_timeout" and "'start'" in msg["message"] and code == 1008
+    assert time.monotonic() - t0 < 5
+
+
+def test_idle_started_session_is_closed_and_frees_its_slot(server):
+    base, url, _ = server
+    msg, code = asyncio.run(_first(url, START))
+    assert msg["type"] == "ready"
+    assert code == 1008  # then the idle error closed it
+
+    async def go():
+        async with websockets.connect(url, additional_headers=AUTH) as ws:
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            err = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return err
+
+    err = asyncio.run(go())
+    assert err["code"] == "idle_timeout" and "audio or 'end'" in err["message"]
+    for _ in range(20):
+        if get(base + "/health")["sessions"] == 0:
+            break
+        time.sleep(0.2)
+    assert get(base + "/health")["sessions"] == 0
+
+
+def test_wall_clock_limit_holds_for_a_client_that_keeps_sending(server):
+    _, url, _ = server
+    frame = np.zeros(160, dtype="<i2").tobytes()  # 10 ms of silence, sent every 0.5 s: never idle, never long
+
+    async def go():
+        async with websockets.connect(url, additional_headers=AUTH) as ws:
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 15:
+                try:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    if msg["type"] == "error":
+                        return msg, time.monotonic() - t0
+                except asyncio.TimeoutError:
+                    await ws.send(frame)
+            return None, None
+
+    err, after = asyncio.run(go())
+    assert err is not None and err["code"] == "session_timeout", err
+    assert 2.5 < after < 8
+
+
+def test_connection_caps_total_and_per_client(server):
+    _, url, _ = server
+
+    async def go():
+        held = [await websockets.connect(url, additional_headers=AUTH) for _ in range(2)]
+        per_client = await _first(url)  # a third from 127.0.0.1
+        # another loopback address is another client: one more fits under the total cap of 3 ...
+        held.append(await websockets.connect(url, additional_headers=AUTH, local_addr=("127.0.0.2", 0)))
+        total = await _first(url, local_addr=("127.0.0.3", 0))  # ... and a fourth connection is over it
+        for ws in held:
+            await ws.close()
+        return per_client, total
+
+    (m1, c1), (m2, c2) = asyncio.run(go())
+    assert m1["code"] == "too_many_connections" and "127.0.0.1" in m1["message"] and c1 == 1013
+    assert m2["code"] == "too_many_connections" and "maximum of 3" in m2["message"] and c2 == 1013
+
+
+@pytest.mark.parametrize("origin, ok", [(None, True), ("http://127.0.0.1:{port}", True), ("https://friend.example", True),
+                                        ("http://evil.example", False), ("null", False)])
+def test_origins(server, origin, ok):
+    _, url, port = server
+    msg, code = asyncio.run(_first(url, START, origin=origin.format(port=port) if origin else None))
+    if ok:
+        assert msg["type"] == "ready"
+    else:
+        assert msg["code"] == "forbidden_origin" and code == 1008
+
+
+@pytest.mark.parametrize("how, ok", [("header", True), ("query", True), ("none", False), ("wrong header", False),
+                                     ("wrong query", False)])
+def test_token(server, how, ok):
+    _, url, _ = server
+    headers = {"header": AUTH, "wrong header": {"Authorization": "Bearer nope"}}.get(how, {})
+    target = url + {"query": f"?token={TOKEN}", "wrong query": "?token=nope"}.get(how, "")
+    msg, code = asyncio.run(_first(target, START, headers=headers))
+    if ok:
+        assert msg["type"] == "ready"
+    else:
+        assert msg["code"] == "unauthorized" and code == 1008
+
+
+def test_deeply_nested_json_is_bad_json(server):
+    _, url, _ = server
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000):
+        msg, code = asyncio.run(_first(url, text, max_size=None))
+        assert msg["code"] == "bad_json" and code == 1008
