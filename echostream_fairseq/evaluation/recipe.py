@@ -262,7 +262,16 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
     for name in ("offline.json", "resynth.json"):
         p = eval_dir / name
         if p.is_file():
-            results.update(json.loads(p.read_text()))
+            results.update({k: v for k, v in json.loads(p.read_text()).items() if k != "utterances"})
+    # the unseen-voice test split, offline, beside the normal test: the same keys prefixed
+    p = eval_dir / "offline_unseen.json"
+    if p.is_file():
+        results.update({f"unseen_{k}": v for k, v in json.loads(p.read_text()).items()})
+    # the unit decoder against the ground-truth units, offline and streaming (320 ms)
+    for name, key in (("uer_offline.json", "offline_uer"), ("uer_stream320.json", "stream320_uer")):
+        p = eval_dir / name
+        if p.is_file():
+            results[key] = json.loads(p.read_text())["uer"]
     rows = []
     for seg in segments:
         row = {"segment_ms": seg}

@@ -1,4 +1,5 @@
-"""FastAPI app: ``GET /`` (web page), ``/health``, ``/config``, ``/protocol``, ``WS /ws``.
+"""FastAPI app: ``GET /`` (web page), ``/health``, ``/config``, ``/protocol``, ``/metrics``
+(Prometheus), ``WS /ws``.
 
 Every connection owns one ``StreamingSession`` over the shared model; engine calls run in a
 thread pool, off the event loop, so a slow client never stalls another. Limits (sessions,
@@ -20,7 +21,7 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.websockets import WebSocketDisconnect
 
@@ -80,6 +81,33 @@ class Access:
         return None
 
 
+class Metrics:
+    """Prometheus metrics of one app (its own registry): sessions, errors by code, engine time per
+    chunk, real-time factor per session, first-output and finish latency."""
+
+    def __init__(self):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.connections = Gauge("echostream_connections_open", "open WebSocket connections", registry=r)
+        self.sessions = Gauge("echostream_sessions_open", "started streaming sessions", registry=r)
+        self.served = Counter("echostream_sessions_served_total", "sessions that reached 'done'", registry=r)
+        self.errors = Counter("echostream_errors_total", "error messages sent, by code", ["code"], registry=r)
+        self.chunk = Histogram("echostream_chunk_seconds", "engine time per step (one segment of source)", registry=r,
+                               buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5))
+        self.rtf = Histogram("echostream_realtime_factor", "engine time over source time, per finished session", registry=r,
+                             buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5))
+        self.first_output = Histogram("echostream_first_output_seconds", "wall time from a session's first audio to its first output",
+                                      registry=r, buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10))
+        self.finish = Histogram("echostream_finish_seconds", "wall time from 'end' to 'done'", registry=r,
+                                buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+
+    def render(self) -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
 class _Connection:
     """One client: protocol state, resampler, its engine session, pending source samples."""
 
@@ -93,6 +121,8 @@ class _Connection:
         self.consumed = 0  # of which the engine has read
         self.record: Optional[Replay] = None
         self.spent_ms = 0.0
+        self.first_audio: Optional[float] = None  # wall time of the first audio frame
+        self.first_output_seen = False
 
     async def send_json(self, obj):
         await self.ws.send_text(json.dumps(obj))
@@ -105,6 +135,7 @@ class _Connection:
         if self.st.active >= lim.max_sessions:
             raise ProtocolError("busy", f"the server is running its maximum of {lim.max_sessions} sessions", close_code=1013)
         self.st.active += 1
+        self.st.metrics.sessions.inc()
         self.start = start
         self.session = StreamingSession(self.st.res, self.st.policy, speech="speech" in start.outputs and self.st.res.vocoder is not None)
         self.resampler = features.StreamingResampler(start.sample_rate)
@@ -117,6 +148,8 @@ class _Connection:
         if len(data) > self.st.limits.max_frame_bytes:
             raise ProtocolError("frame_too_large", f"frame of {len(data)} bytes is over the limit of {self.st.limits.max_frame_bytes}")
         x = decode_frame(data, self.start)
+        if self.first_audio is None:
+            self.first_audio = time.monotonic()
         await self.feed(self.resampler.accept(x))
 
     async def feed(self, x: np.ndarray, final: bool = False):
@@ -133,6 +166,7 @@ class _Connection:
     async def on_end(self):
         if self.start is None:
             raise ProtocolError("not_started", "'end' before 'start'")
+        t_end = time.monotonic()
         await self.feed(self.resampler.accept(np.zeros(0, dtype=np.float32), final=True), final=True)
         await self.run(self.session.finish)
         lat, lat_ca = self.record.latency(), self.record.latency(computation_aware=True)
@@ -141,6 +175,10 @@ class _Connection:
                               "display": {"transcript": src, "translation": tgt},
                               "latency": {**lat, "AL_CA": lat_ca["AL"], "StartOffset_CA": lat_ca["StartOffset"],
                                           "EndOffset_CA": lat_ca["EndOffset"]}})
+        m = self.st.metrics
+        m.finish.observe(time.monotonic() - t_end)
+        if self.consumed:
+            m.rtf.observe(self.spent_ms / (1000 * self.consumed / features.SAMPLE_RATE))
 
     async def run(self, fn, *args):
         loop = asyncio.get_running_loop()
@@ -150,11 +188,16 @@ class _Connection:
         except Exception as e:  # the engine failed on this session only
             logger.exception("session %s: engine error", getattr(self, "id", "?"))
             raise ProtocolError("internal", f"engine error: {e}", close_code=1011) from e
-        self.spent_ms += 1000 * (time.perf_counter() - t0)
+        spent = time.perf_counter() - t0
+        self.spent_ms += 1000 * spent
+        self.st.metrics.chunk.observe(spent)
         source_ms = 1000 * self.consumed / features.SAMPLE_RATE
         self.record.source_ms = source_ms
         if out.empty:
             return
+        if not self.first_output_seen and self.first_audio is not None:
+            self.first_output_seen = True
+            self.st.metrics.first_output.observe(time.monotonic() - self.first_audio)
         self.record.events.append(Event(source_ms, self.spent_ms, out))
         wants = self.start.outputs
         src, tgt = self.session.recomposed()
@@ -171,6 +214,7 @@ class _Connection:
     def close(self):
         if self.start is not None:
             self.st.active -= 1
+            self.st.metrics.sessions.dec()
             self.start = None
 
 
@@ -181,6 +225,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     st.res, st.policy, st.limits, st.access = res, policy or PolicyConfig(), limits or ServerLimits(), access or Access()
     st.active, st.served, st.ids = 0, 0, itertools.count(1)
     st.open, st.per_client = 0, {}
+    st.metrics = Metrics()
     st.pool = ThreadPoolExecutor(max_workers=st.limits.max_sessions, thread_name_prefix="engine")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -199,6 +244,10 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                                         "token_required": st.access.token is not None},
                              "speech_output": st.res.vocoder is not None,
                              "output_audio": {"sample_rate": features.SAMPLE_RATE, "format": "s16le", "channels": 1}})
+
+    @app.get("/metrics")
+    def metrics():
+        return st.metrics.render()
 
     @app.get("/protocol")
     def protocol():
@@ -238,6 +287,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
         conn = _Connection(st, ws)
         refusal = admit(ws)
         if refusal is not None:
+            st.metrics.errors.labels(refusal.code).inc()
             try:
                 await conn.send_json({"type": "error", "code": refusal.code, "message": refusal.message})
                 await ws.close(refusal.close_code)
@@ -246,6 +296,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
             return
         client = ws.client.host if ws.client else "?"
         st.open += 1
+        st.metrics.connections.inc()
         st.per_client[client] = st.per_client.get(client, 0) + 1
         opened = time.monotonic()
         try:
@@ -268,11 +319,13 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                 elif kind == "end":
                     await conn.on_end()
                     st.served += 1
+                    st.metrics.served.inc()
                     await ws.close(1000)
                     return
                 else:
                     raise ProtocolError("unknown_type", f"unknown message type {kind!r} (expected 'start' or 'end')")
         except ProtocolError as e:
+            st.metrics.errors.labels(e.code).inc()
             try:
                 await conn.send_json({"type": "error", "code": e.code, "message": e.message})
                 await ws.close(e.close_code)
@@ -283,6 +336,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
         finally:
             conn.close()
             st.open -= 1
+            st.metrics.connections.dec()
             st.per_client[client] -= 1
             if not st.per_client[client]:
                 del st.per_client[client]

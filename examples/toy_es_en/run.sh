@@ -23,7 +23,7 @@ VOC_THREADS=${VOC_THREADS:-2}
 INIT_FROM=${INIT_FROM:-}
 MAX_UPDATE=${MAX_UPDATE:-1800}
 FT_UPDATES=${FT_UPDATES:-400}  # then fine-tuned with silence augmentation (config_aug.yaml)
-SEGMENTS=${SEGMENTS:-160 320 640}
+SEGMENTS=${SEGMENTS:-320 160 640}
 SPEECH_SEGMENTS=${SPEECH_SEGMENTS:-$SEGMENTS}  # S2ST + ASR-BLEU (about 12 min per segment size here)
 BIN=$PWD/.venv/bin
 K=${K:-1000}
@@ -93,6 +93,14 @@ if stage 5; then
     --config-yaml "$M/config.yaml" --multitask-config-yaml config_mtl.yaml --path "$M/checkpoint.pt" \
     --gen-subset test --beam 1 --max-tokens 40000 --results-path "$EVAL/offline"
   "$BIN/echostream-score" offline --generate-dir "$EVAL/offline/test" --list "$C/test.tsv" --out "$EVAL/offline.json"
+  "$BIN/echostream-score" uer --hyp "$EVAL/offline/test/units.txt" --units "$C/units/reduced.tsv" --out "$EVAL/uer_offline.json"
+  if [ -f "$D/test_unseen.tsv" ]; then
+    say "5/8 offline on the unseen-voice test split (voices, rates and pitches no training utterance used)"
+    logged "$EVAL/offline.log" "$BIN/fairseq-generate" "$D" --user-dir echostream_fairseq --task echostream_s2st \
+      --config-yaml "$M/config.yaml" --multitask-config-yaml config_mtl.yaml --path "$M/checkpoint.pt" \
+      --gen-subset test_unseen --beam 1 --max-tokens 40000 --results-path "$EVAL/offline"
+    "$BIN/echostream-score" offline --generate-dir "$EVAL/offline/test_unseen" --list "$C/test_unseen.tsv" --out "$EVAL/offline_unseen.json"
+  fi
 fi
 if stage 6; then
   say "6/8 vocoder resynthesis of ground-truth test units vs the original target speech"
@@ -103,6 +111,8 @@ fi
 if stage 7; then
   cut -f2 "$C/test.tsv" | tail -n +2 | sed "s#^#$(realpath "$C")/#" > "$EVAL/src.list"
   cut -f5 "$C/test.tsv" | tail -n +2 > "$EVAL/ref.txt"
+  [ -f "$EVAL/uer_stream320.json" ] || "$BIN/echostream-score" uer --checkpoint "$M/checkpoint.pt" --data-dir "$M" \
+    --list "$C/test.tsv" --units "$C/units/reduced.tsv" --segment-ms 320 --out "$EVAL/uer_stream320.json"
   for seg in $SEGMENTS; do
     say "7/8 simuleval ${seg} ms: S2TT (text) and S2ST (speech, ASR-BLEU)"
     common=(--user-dir echostream_fairseq --checkpoint "$M/checkpoint.pt" --data-dir "$M" --source "$EVAL/src.list"
