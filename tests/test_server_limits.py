@@ -199,3 +199,52 @@ def test_metrics_parse_and_move(server):
     assert after[("echostream_realtime_factor_count", ())] >= 1 and after[("echostream_finish_seconds_count", ())] >= 1
     assert after[("echostream_first_output_seconds_count", ())] >= 1
     assert after[("echostream_sessions_open", ())] == 0
+
+
+def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
+    """SIGTERM: new connections get 'shutdown'; a session that ends within the grace period gets
+    'done'; one that does not is closed with 'shutdown'; the process exits 0."""
+    import signal
+
+    from echostream_fairseq import assets, features
+    from echostream_fairseq.cli.client import to_s16le
+    from echostream_fairseq.prep.corpus import read_list
+
+    port = free_port()
+    log = open(tmp_path / "serve.log", "w")
+    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "warning", "--shutdown-grace", "4"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    base, url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
+    for _ in range(120):
+        try:
+            if get(base + "/health")["status"] == "ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    ex = read_list(assets.REPO_ASSETS / "examples" / "examples.tsv")[1]
+    wav = features.read_audio(assets.REPO_ASSETS / "examples" / ex["src_audio"])
+
+    async def go():
+        finisher = await websockets.connect(url, max_size=None)
+        stuck = await websockets.connect(url, max_size=None)
+        for ws in (finisher, stuck):
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(to_s16le(wav[:8000]))
+        p.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        refused = await _first(url, START, headers={})
+        await finisher.send(to_s16le(wav[8000:]))
+        await finisher.send(json.dumps({"type": "end"}))
+        kinds = []
+        async for m in finisher:
+            if isinstance(m, str):
+                kinds.append(json.loads(m)["type"])
+        stuck_msgs = [json.loads(m) for m in [m async for m in stuck] if isinstance(m, str)]
+        return refused, kinds, stuck_msgs, stuck.close_code
+
+    (refused, _), kinds, stuck_msgs, stuck_code = asyncio.run(go())
+    assert refused["code"] == "shutdown"
+    assert kinds[-1] == "done", kinds
+    assert stuck_msgs[-1]["code"] == "shutdown" and stuck_code == 1001
+    assert p.wait(timeout=30) == 0, open(log.name).read()[-2000:]

@@ -33,6 +33,9 @@ def main(argv=None):
     a.add_argument("--token", default=os.environ.get("ECHOSTREAM_TOKEN"),
                    help="require this bearer token (Authorization header or ?token= on the WebSocket URL; the page passes its "
                         "own ?token= on). Default: $ECHOSTREAM_TOKEN; none: no token")
+    g.add_argument("--shutdown-grace", type=float, default=10.0,
+                   help="on SIGTERM/SIGINT: seconds sessions in flight may take to finish before they are closed with a "
+                        "'shutdown' error (default 10); new connections are refused at once")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--log-level", default="info")
     args = p.parse_args(argv)
@@ -58,7 +61,36 @@ def main(argv=None):
                 "vocoder": res.vocoder is not None}
     app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20))
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20))
+    draining_server(config, app.state.drain, args.shutdown_grace).run()
+
+
+def draining_server(config, drain, grace_s: float):
+    """uvicorn's server, except that the first SIGTERM/SIGINT drains the sessions in flight (the
+    app's ``drain``: refuse new ones, let these finish within ``grace_s``, close the rest with a
+    ``shutdown`` error) before uvicorn stops and the process exits 0; a second signal stops at once."""
+    import asyncio
+
+    import uvicorn
+
+    log = logging.getLogger("echostream_fairseq")
+
+    class Server(uvicorn.Server):
+        draining = None
+
+        def handle_exit(self, sig, frame):
+            if self.draining is None:
+                log.warning("signal %s: draining sessions (grace %g s)", sig, grace_s)
+                self.draining = asyncio.ensure_future(self._drain(sig, frame))
+            else:
+                super().handle_exit(sig, frame)
+
+        async def _drain(self, sig, frame):
+            closed = await drain(grace_s)
+            log.warning("drained: %d connection(s) closed with 'shutdown'", closed)
+            self.should_exit = True  # a clean stop: exit 0 (uvicorn's own handler re-raises the signal)
+
+    return Server(config)
 
 
 if __name__ == "__main__":

@@ -226,6 +226,8 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     st.active, st.served, st.ids = 0, 0, itertools.count(1)
     st.open, st.per_client = 0, {}
     st.metrics = Metrics()
+    st.draining = False  # set on shutdown: new connections are refused, those in flight may finish
+    st.connections = set()
     st.pool = ThreadPoolExecutor(max_workers=st.limits.max_sessions, thread_name_prefix="engine")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -254,7 +256,9 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
         return PROTOCOL
 
     def admit(ws: WebSocket) -> Optional[ProtocolError]:
-        """Refusals decided before 'ready': origin, token, connection caps."""
+        """Refusals decided before 'ready': shutdown, origin, token, connection caps."""
+        if st.draining:
+            return ProtocolError("shutdown", "the server is shutting down", close_code=1001)
         refused = st.access.check(ws.headers, ws.query_params)
         if refused:
             return ProtocolError(*refused, close_code=1008)
@@ -296,6 +300,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
             return
         client = ws.client.host if ws.client else "?"
         st.open += 1
+        st.connections.add(conn)
         st.metrics.connections.inc()
         st.per_client[client] = st.per_client.get(client, 0) + 1
         opened = time.monotonic()
@@ -335,10 +340,29 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
             pass  # the client vanished mid-stream
         finally:
             conn.close()
+            st.connections.discard(conn)
             st.open -= 1
             st.metrics.connections.dec()
             st.per_client[client] -= 1
             if not st.per_client[client]:
                 del st.per_client[client]
 
+    async def drain(grace_s: float) -> int:
+        """Shutdown: refuse new connections, give those in flight ``grace_s`` to finish, then
+        close the rest with a ``shutdown`` error. Returns how many were closed that way."""
+        st.draining = True
+        deadline = time.monotonic() + grace_s
+        while st.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        left = list(st.connections)
+        for conn in left:
+            st.metrics.errors.labels("shutdown").inc()
+            try:
+                await conn.send_json({"type": "error", "code": "shutdown", "message": f"the server shut down ({grace_s:g} s grace period over)"})
+                await conn.ws.close(1001)
+            except Exception:  # already gone
+                pass
+        return len(left)
+
+    app.state.drain = drain
     return app

@@ -53,9 +53,10 @@ PROTOCOL = {
         "session_timeout": "the connection was open longer than max_session_wall_s (wall clock)",
         "too_many_connections": "the server holds max_connections connections, or this client address max_connections_per_client",
         "forbidden_origin": "a browser page from an Origin that is not the server's own nor in its allowed origins",
+        "shutdown": "the server is shutting down (SIGTERM): new connections are refused, sessions in flight that do not finish within its grace period are closed",
         "unauthorized": "the server requires a token and none or a wrong one was sent (Authorization: Bearer, or ?token=)",
     },
-    "close_codes": {"1000": "done", "1008": "protocol error, refusal or timeout (after an 'error' message)",
+    "close_codes": {"1000": "done", "1001": "server shutting down", "1008": "protocol error, refusal or timeout (after an 'error' message)",
                     "1013": "busy / too many connections", "1011": "internal"},
 }
 
