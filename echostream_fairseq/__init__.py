@@ -6,9 +6,13 @@
 name, ``echostream_fairseq``, so both routes share one module and register once.
 """
 import logging
+import warnings
 
 # fairseq's text_to_speech task logs a tensorboardX hint at import; it is noise for our CLIs
 logging.getLogger("fairseq.tasks.text_to_speech").setLevel(logging.WARNING)
+# pydub (pulled in by a dependency) warns at import that ffmpeg is missing; the project reads
+# audio with soundfile and never calls pydub
+warnings.filterwarnings("ignore", message="Couldn't find ffmpeg or avconv", category=RuntimeWarning)
 
 from . import checkpoint_compat  # noqa: E402
 

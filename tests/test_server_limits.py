@@ -212,8 +212,8 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
 
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
-    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "warning", "--shutdown-grace", "4"],
-                         stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "info", "--shutdown-grace", "4", "--log-json"],
+                         stdout=subprocess.DEVNULL, stderr=log)  # logs go to stderr (fairseq prints to stdout)
     base, url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
     for _ in range(120):
         try:
@@ -248,3 +248,8 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
     assert kinds[-1] == "done", kinds
     assert stuck_msgs[-1]["code"] == "shutdown" and stuck_code == 1001
     assert p.wait(timeout=30) == 0, open(log.name).read()[-2000:]
+    # --log-json: every line the server logged is one JSON object; the drain is among them
+    records = [json.loads(line) for line in open(log.name).read().splitlines() if line.strip()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any("draining sessions" in r["message"] for r in records)
+    assert any("1 connection(s) closed with 'shutdown'" in r["message"] for r in records)

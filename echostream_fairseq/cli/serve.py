@@ -38,7 +38,13 @@ def main(argv=None):
                         "'shutdown' error (default 10); new connections are refused at once")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--log-level", default="info")
+    g.add_argument("--log-json", action="store_true", help="log one JSON object per line (time, level, logger, message) on stderr")
     args = p.parse_args(argv)
+    if args.log_json:  # before the model loads: everything it logs, and Python warnings, are JSON lines too
+        import logging.config
+
+        logging.config.dictConfig(json_log_config())
+        logging.captureWarnings(True)
     import torch
     import uvicorn
 
@@ -61,8 +67,30 @@ def main(argv=None):
                 "vocoder": res.vocoder is not None}
     app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20))
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
+                            log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)
     draining_server(config, app.state.drain, args.shutdown_grace).run()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record):
+        import json
+
+        out = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"), "level": record.levelname, "logger": record.name,
+               "message": record.getMessage()}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
+def json_log_config() -> dict:
+    """A logging config for uvicorn and the project: every record as one JSON line on stderr."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": JsonFormatter}},
+            "handlers": {"default": handler},
+            "root": {"handlers": ["default"], "level": "INFO"},
+            "loggers": {name: {"handlers": ["default"], "propagate": False} for name in ("uvicorn", "uvicorn.error", "uvicorn.access")}}
 
 
 def draining_server(config, drain, grace_s: float):
