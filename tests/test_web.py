@@ -71,3 +71,38 @@ def test_translate_a_file_upload(server, browser):  # noqa: F811
     _wait(lambda: drv.find_element(By.ID, "status").text == "done", timeout=90)
     assert len(drv.find_element(By.ID, "translation").text.split()) >= 2
     assert int(drv.find_element(By.ID, "audio-ms").text) > 300
+
+
+def test_a_newcomer_sees_the_language_and_plays_an_example(server, browser):  # noqa: F811
+    """The page names the language the model understands, lists the shipped example sentences,
+    and 'play' streams one at the pace of speech: its translation appears."""
+    base, _ = server
+    drv, _ = browser
+    from selenium.webdriver.common.by import By
+
+    drv.get(base + "/")
+    _wait(lambda: "Spanish" in drv.find_element(By.ID, "sub").text)
+    items = _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li"))
+    rows = assets.read_examples(assets.REPO_ASSETS)
+    assert len(items) == len(rows) and rows[0]["src_text"] in items[0].text
+    items[1].find_element(By.CSS_SELECTOR, "button.play-example").click()
+    _wait(lambda: drv.find_element(By.ID, "status").text == "streaming")
+    _wait(lambda: drv.find_element(By.ID, "status").text == "done", timeout=90)
+    assert len(drv.find_element(By.ID, "translation").text.split()) >= 2
+    assert int(drv.find_element(By.ID, "audio-ms").text) > 300
+
+
+def test_example_audio_is_served_and_nothing_else(server):  # noqa: F811
+    import json
+    import urllib.error
+    import urllib.request
+
+    base, _ = server
+    info = json.loads(urllib.request.urlopen(base + "/examples", timeout=10).read())
+    assert info["source_language"] == "Spanish" and info["target_language"] == "English"
+    wav = urllib.request.urlopen(base + info["examples"][0]["audio"], timeout=10).read()
+    assert wav[:4] == b"RIFF"
+    for bad in ("/examples/..%2Fmodel%2Fcheckpoint.wav", "/examples/nope.wav"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(base + bad, timeout=10)
+        assert e.value.code == 404

@@ -41,9 +41,9 @@ def main(argv=None):
     g.add_argument("--log-json", action="store_true", help="log one JSON object per line (time, level, logger, message) on stderr")
     args = p.parse_args(argv)
     if args.log_json:  # before the model loads: everything it logs, and Python warnings, are JSON lines too
-        import logging.config
+        from logging.config import dictConfig
 
-        logging.config.dictConfig(json_log_config())
+        dictConfig(json_log_config())
         logging.captureWarnings(True)
     import torch
     import uvicorn
@@ -65,7 +65,10 @@ def main(argv=None):
     res, policy = load(args, p)
     describe = {"checkpoint": str(args.checkpoint or (args.assets or "assets") / Path("model/checkpoint.pt")),
                 "vocoder": res.vocoder is not None}
-    app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None))
+    from .. import assets
+
+    examples = [] if args.checkpoint else assets.read_examples(args.assets or assets.default_assets())
+    app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None), examples)
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
                             log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)

@@ -218,14 +218,30 @@ class _Connection:
             self.start = None
 
 
+LANGUAGES = {"es": "Spanish", "ko": "Korean", "de": "German", "fr": "French", "en": "English"}
+
+
+def example_set(rows) -> dict:
+    """What the page shows a newcomer: the languages (from the corpus ids, ``{src}-{tgt}-...``)
+    and the shipped example sentences with their audio."""
+    import re
+
+    m = re.match(r"^([a-z]{2})-([a-z]{2})-", rows[0]["id"]) if rows else None
+    src, tgt = (m.group(1), m.group(2)) if m else (None, None)
+    return {"source_language": LANGUAGES.get(src, src), "target_language": LANGUAGES.get(tgt, tgt),
+            "examples": [{"id": r["id"], "text": r["src_text"], "translation": r["tgt_text"], "audio": f"/examples/{r['id']}.wav",
+                          "path": r["src_audio"]} for r in rows]}
+
+
 def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Optional[ServerLimits] = None, describe: Optional[dict] = None,
-               access: Optional[Access] = None):
+               access: Optional[Access] = None, examples: Optional[list] = None):
     app = FastAPI(title="EchoStream", docs_url=None, redoc_url=None)
     st = app.state
     st.res, st.policy, st.limits, st.access = res, policy or PolicyConfig(), limits or ServerLimits(), access or Access()
     st.active, st.served, st.ids = 0, 0, itertools.count(1)
     st.open, st.per_client = 0, {}
     st.metrics = Metrics()
+    st.examples = example_set(examples or [])
     st.draining = False  # set on shutdown: new connections are refused, those in flight may finish
     st.connections = set()
     st.pool = ThreadPoolExecutor(max_workers=st.limits.max_sessions, thread_name_prefix="engine")
@@ -246,6 +262,18 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                                         "token_required": st.access.token is not None},
                              "speech_output": st.res.vocoder is not None,
                              "output_audio": {"sample_rate": features.SAMPLE_RATE, "format": "s16le", "channels": 1}})
+
+    @app.get("/examples")
+    def examples_list():
+        return {k: ([{x: e[x] for x in ("id", "text", "translation", "audio")} for e in v] if k == "examples" else v)
+                for k, v in st.examples.items()}
+
+    @app.get("/examples/{name}.wav")
+    def example_audio(name: str):
+        ex = next((e for e in st.examples["examples"] if e["id"] == name), None)  # only the listed files
+        if ex is None:
+            return JSONResponse({"error": f"no example {name!r}"}, status_code=404)
+        return FileResponse(ex["path"], media_type="audio/wav")
 
     @app.get("/metrics")
     def metrics():

@@ -107,3 +107,42 @@ $("file").onchange = async (e) => {
     status("finishing");
   });
 };
+
+// A newcomer's start: which language the model understands, and the shipped examples, each
+// streamed to the server at the pace of speech as if spoken into the microphone.
+async function playExample(ex) {
+  ctx = ctx || new AudioContext();
+  await ctx.resume();
+  const audio = await ctx.decodeAudioData(await (await fetch(ex.audio)).arrayBuffer());
+  const x = makeDownsampler(audio.sampleRate)(audio.getChannelData(0));
+  const step = RATE / 10;  // 100 ms per frame, one frame every 100 ms
+  open(() => {
+    let i = 0;
+    const tick = setInterval(() => {
+      if (!ws || ws.readyState !== 1) { clearInterval(tick); return; }
+      if (i < x.length) { ws.send(toS16(x.subarray(i, i + step))); i += step; return; }
+      clearInterval(tick);
+      ws.send(JSON.stringify({ type: "end" }));
+      status("finishing");
+    }, 100);
+  });
+}
+
+fetch("/examples").then((r) => r.json()).then((info) => {
+  if (info.source_language) {
+    $("sub").textContent = `This model understands ${info.source_language} and answers in ${info.target_language}, ` +
+      "text and speech, as you speak. It was trained on synthetic voices only: the examples below show what it knows.";
+  }
+  if (!info.examples.length) return;
+  $("examples-note").textContent = `${info.source_language || "Source"} sentences from the model's test set:`;
+  for (const ex of info.examples) {
+    const li = document.createElement("li");
+    const b = document.createElement("button");
+    b.type = "button"; b.className = "play-example"; b.textContent = "▶ play"; b.onclick = () => playExample(ex);
+    li.append(b, ` ${ex.text} `);
+    const t = document.createElement("span"); t.className = "ref"; t.textContent = `(${ex.translation})`;
+    li.append(t);
+    $("examples").append(li);
+  }
+  $("examples-box").hidden = false;
+}).catch(() => {});
