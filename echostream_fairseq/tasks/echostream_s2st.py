@@ -88,6 +88,21 @@ class EchoStreamDataConfig(S2SDataConfig):
             )
 
 
+def check_world_size(args) -> None:
+    """Several processes started by a launcher (torchrun sets WORLD_SIZE) with fairseq told of
+    fewer would each train alone, into the same --save-dir: refuse, naming the flag."""
+    import os
+
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    told = getattr(args, "distributed_world_size", None)
+    if launched > 1 and told is not None and told != launched:
+        raise ValueError(
+            f"{launched} processes were launched (WORLD_SIZE={launched}, e.g. by torchrun) but --distributed-world-size is "
+            f"{told}: each process would train alone into the same --save-dir. Pass --distributed-world-size {launched} "
+            "(on CPU: --cpu --distributed-backend gloo --distributed-init-method env:// --distributed-no-spawn "
+            "--ddp-backend legacy_ddp)")
+
+
 def init_from_checkpoint(model: torch.nn.Module, path: Path) -> List[str]:
     """Copy every parameter of a fairseq checkpoint whose name and shape match ``model``'s;
     returns (and logs) the names left at their fresh initialisation."""
@@ -328,6 +343,7 @@ class EchoStreamS2STTask(SpeechToSpeechTask):
 
     @classmethod
     def setup_task(cls, args, **kwargs):
+        check_world_size(args)
         data = Path(args.data)
         if not data.is_dir():
             raise FileNotFoundError(f"data folder not found: {data}")
