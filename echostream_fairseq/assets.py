@@ -58,6 +58,10 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     out.mkdir(parents=True, exist_ok=True)
     st = torch.load(checkpoint, map_location="cpu", weights_only=False)
     slim = {k: st[k] for k in ("args", "cfg", "task_state") if k in st}
+    for part in ("task", "model"):  # where training started from is history, not a path inference needs
+        sub = (slim.get("cfg") or {}).get(part)
+        if sub is not None and getattr(sub, "init_from", None):
+            sub.init_from = None
     slim["model"] = _half(st["model"]) if fp16 else st["model"]
     slim["extra_state"] = {"train_iterator": {"epoch": st.get("extra_state", {}).get("train_iterator", {}).get("epoch", 1)}}
     slim["optimizer_history"] = st.get("optimizer_history", [])[-1:]

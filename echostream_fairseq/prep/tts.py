@@ -17,7 +17,8 @@ def _need(tool: str) -> str:
 
 def _to_16k(raw: Path, out: Path) -> None:
     subprocess.run(
-        [_need("sox"), str(raw), "-r", str(features.SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
+        # -R: repeatable dither, so the same text and voice give the same bytes on every run
+        [_need("sox"), "-R", str(raw), "-r", str(features.SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
         check=True,
         capture_output=True,
     )

@@ -42,12 +42,14 @@ VOC_CMD=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
 train_cmd() { TRAIN_CMD=("$BIN/fairseq-train" "$D" --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini
   --criterion echostream_multitask --config-yaml "$1" --multitask-config-yaml config_mtl.yaml
-  --optimizer adam --lr 2e-3 --lr-scheduler inverse_sqrt --warmup-updates 300 --clip-norm 5 --label-smoothing 0.1
+  --optimizer adam --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" --clip-norm 5 --label-smoothing 0.1
   --max-tokens 20000 --max-update "$2" --unit-upsample 16 --save-dir "$CKPT" --save-interval-updates 200
   --keep-interval-updates 2 --train-subset train --valid-subset dev --num-workers 0 --seed 1); }
-if [ -n "$INIT_FROM" ]; then
+if [ -n "$INIT_FROM" ]; then  # most weights are trained already: a gentler peak
+  LR=${LR:-1e-3}; WARMUP=${WARMUP:-200}
   train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$INIT_FROM"); TRAIN2=()
 else
+  LR=${LR:-2e-3}; WARMUP=${WARMUP:-300}
   train_cmd config.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}")
   train_cmd config_aug.yaml "$((MAX_UPDATE + FT_UPDATES))"; TRAIN2=("${TRAIN_CMD[@]}")
 fi
