@@ -70,8 +70,8 @@ class EchoStreamGenerator:
         st = self._ctc_texts(model.st_ctc_proj, model.st_dict, encoder_out, enc_lengths)
 
         self._encoder.out = encoder_out
-        seconds = net_input["src_lengths"].tolist()
-        self.bounds.max_tokens = [self.length_bound.max_tokens(n * features.FRAME_SHIFT_MS / 1000) for n in seconds]
+        fbank_frames = net_input["src_lengths"].tolist()
+        self.bounds.max_tokens = [self.length_bound.max_tokens(n * features.FRAME_SHIFT_MS / 1000) for n in fbank_frames]
         mt_hypos = self.mt_generator.generate([], {"net_input": net_input})
         best = [h[0] for h in mt_hypos]
         # one state per target subword: decoder state at the position whose input is that token
