@@ -34,12 +34,14 @@ def get(url):
         return json.loads(r.read())
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def start_server(log_path, *args, stdout_to_log: bool = True):
+    """A real `echostream-serve ARGS` on a free loopback port, waited for until /health answers:
+    (process, http base, ws url, port). Its stderr goes to ``log_path`` (stdout too, unless
+    ``stdout_to_log`` is off, e.g. to keep a JSON log pure)."""
     port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--max-sessions", "4", "--max-frame-bytes", str(MAX_FRAME),
-                          "--max-session-seconds", "30", "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
+    log = open(log_path, "w")
+    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), *map(str, args)],
+                         stdout=log if stdout_to_log else subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -47,8 +49,15 @@ def server(tmp_path_factory):
                 break
         except OSError:
             time.sleep(0.5)
-        assert p.poll() is None, open(log.name).read()[-3000:]
-    yield base, f"ws://127.0.0.1:{port}/ws"
+        assert p.poll() is None, open(log_path).read()[-3000:]
+    return p, base, f"ws://127.0.0.1:{port}/ws", port
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    p, base, url, _ = start_server(tmp_path_factory.mktemp("serve") / "serve.log", "--max-sessions", "4", "--max-frame-bytes",
+                                   MAX_FRAME, "--max-session-seconds", "30", "--log-level", "warning")
+    yield base, url
     p.terminate()
     p.wait(timeout=30)
 

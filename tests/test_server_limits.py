@@ -3,15 +3,13 @@ before and after 'start', the wall-clock limit, connection caps (total and per c
 foreign Origins, missing or wrong tokens, deeply nested JSON. Loopback only, short limits."""
 import asyncio
 import json
-import subprocess
 import time
 
 import numpy as np
 import pytest
 import websockets
 
-from conftest import cli
-from test_server import free_port, get
+from test_server import get, start_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -21,22 +19,11 @@ START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("serve") / "serve.log", "w")
-    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "warning",
-                          "--idle-before-start", "1", "--idle-between-frames", "1.5", "--max-session-wall", "4",
-                          "--max-connections", "3", "--max-connections-per-client", "2",
-                          "--allow-origin", "https://friend.example", "--token", TOKEN],
-                         stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            if get(base + "/health")["status"] == "ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-        assert p.poll() is None, open(log.name).read()[-3000:]
-    yield base, f"ws://127.0.0.1:{port}/ws", port
+    p, base, url, port = start_server(tmp_path_factory.mktemp("serve") / "serve.log", "--log-level", "warning",
+                                      "--idle-before-start", "1", "--idle-between-frames", "1.5", "--max-session-wall", "4",
+                                      "--max-connections", "3", "--max-connections-per-client", "2",
+                                      "--allow-origin", "https://friend.example", "--token", TOKEN)
+    yield base, url, port
     p.terminate()
     p.wait(timeout=30)
 
@@ -210,17 +197,8 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
     from echostream_fairseq.cli.client import to_s16le
     from echostream_fairseq.prep.corpus import read_list
 
-    port = free_port()
-    log = open(tmp_path / "serve.log", "w")
-    p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), "--log-level", "info", "--shutdown-grace", "4", "--log-json"],
-                         stdout=subprocess.DEVNULL, stderr=log)  # logs go to stderr (fairseq prints to stdout)
-    base, url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
-    for _ in range(120):
-        try:
-            if get(base + "/health")["status"] == "ok":
-                break
-        except OSError:
-            time.sleep(0.5)
+    log = tmp_path / "serve.log"  # the JSON log alone: fairseq prints to stdout
+    p, base, url, _ = start_server(log, "--log-level", "info", "--shutdown-grace", "4", "--log-json", stdout_to_log=False)
     ex = read_list(assets.REPO_ASSETS / "examples" / "examples.tsv")[1]
     wav = features.read_audio(assets.REPO_ASSETS / "examples" / ex["src_audio"])
 
@@ -247,9 +225,9 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
     assert refused["code"] == "shutdown"
     assert kinds[-1] == "done", kinds
     assert stuck_msgs[-1]["code"] == "shutdown" and stuck_code == 1001
-    assert p.wait(timeout=30) == 0, open(log.name).read()[-2000:]
+    assert p.wait(timeout=30) == 0, open(log).read()[-2000:]
     # --log-json: every line the server logged is one JSON object; the drain is among them
-    records = [json.loads(line) for line in open(log.name).read().splitlines() if line.strip()]
+    records = [json.loads(line) for line in open(log).read().splitlines() if line.strip()]
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any("draining sessions" in r["message"] for r in records)
     assert any("1 connection(s) closed with 'shutdown'" in r["message"] for r in records)

@@ -198,6 +198,27 @@ def _check_lists(lists: Sequence[Path]) -> List[Tuple[str, Path, Dict[str, str],
     return out
 
 
+def _row_files(path: Path, row: Dict[str, str], line: int, units_dir: Path, resample_source: Optional[bool] = None):
+    """(source audio, its soundfile info, unit file) of one list row; raises naming list, line and id.
+    ``resample_source``: True accepts any sample rate; False names the flag that would; None
+    (no resampling on offer) only refuses."""
+    import soundfile as sf
+
+    where = f"{path}: line {line} (id {row['id']})"
+    src = Path(row["src_audio"])
+    src = src if src.is_absolute() else path.parent / src
+    if not src.is_file():
+        raise FileNotFoundError(f"{where}: source audio not found: {src}")
+    info = sf.info(str(src))
+    if info.samplerate != features.SAMPLE_RATE and not resample_source:
+        hint = " (use --resample-source)" if resample_source is False else ""
+        raise ValueError(f"{where}: {src} is {info.samplerate} Hz; the front end needs {features.SAMPLE_RATE} Hz{hint}")
+    unit_file = next((units_dir / f"{row['id']}{ext}" for ext in (".npy", ".txt") if (units_dir / f"{row['id']}{ext}").is_file()), None)
+    if unit_file is None:
+        raise FileNotFoundError(f"{where}: no unit file {units_dir / row['id']}.npy or .txt")
+    return src, info, unit_file
+
+
 def prepare_from_lists(
     lists: Sequence[Path],
     units_dir: Path,
@@ -225,17 +246,7 @@ def prepare_from_lists(
     units_dir = Path(units_dir)
     plan = []
     for split, path, row, line in rows:
-        where = f"{path}: line {line} (id {row['id']})"
-        src = Path(row["src_audio"])
-        src = src if src.is_absolute() else path.parent / src
-        if not src.is_file():
-            raise FileNotFoundError(f"{where}: source audio not found: {src}")
-        sr = sf.info(str(src)).samplerate
-        if sr != features.SAMPLE_RATE and not resample_source:
-            raise ValueError(f"{where}: {src} is {sr} Hz; the front end needs {features.SAMPLE_RATE} Hz (use --resample-source)")
-        unit_file = next((units_dir / f"{row['id']}{ext}" for ext in (".npy", ".txt") if (units_dir / f"{row['id']}{ext}").is_file()), None)
-        if unit_file is None:
-            raise FileNotFoundError(f"{where}: no unit file {units_dir / row['id']}.npy or .txt")
+        src, _, unit_file = _row_files(path, row, line, units_dir, resample_source)
         plan.append((split, row, src, unit_file))
 
     tmp = out.with_name(f".{out.name}.partial")
@@ -270,8 +281,6 @@ def add_splits(folder: Path, lists: Sequence[Path], units_dir: Path) -> List[str
     """Add evaluation splits to an existing data folder with its own sentencepiece models (no
     statistic of the folder changes): ``{split}.tsv`` and the multitask ``src_text/`` and
     ``tgt_text/`` files of each list. A split the folder already has, or a train split, is an error."""
-    import soundfile as sf
-
     from .units import read_unit_file, reduce_units
 
     folder, units_dir = Path(folder), Path(units_dir)
@@ -288,17 +297,7 @@ def add_splits(folder: Path, lists: Sequence[Path], units_dir: Path) -> List[str
     sp_tgt = spm.SentencePieceProcessor(model_file=str(folder / "spm_tgt.model"))
     by_split: Dict[str, list] = {}
     for split, path, row, line in rows:
-        where = f"{path}: line {line} (id {row['id']})"
-        src = Path(row["src_audio"])
-        src = src if src.is_absolute() else path.parent / src
-        if not src.is_file():
-            raise FileNotFoundError(f"{where}: source audio not found: {src}")
-        info = sf.info(str(src))
-        if info.samplerate != features.SAMPLE_RATE:
-            raise ValueError(f"{where}: {src} is {info.samplerate} Hz; the front end needs {features.SAMPLE_RATE} Hz")
-        unit_file = next((units_dir / f"{row['id']}{ext}" for ext in (".npy", ".txt") if (units_dir / f"{row['id']}{ext}").is_file()), None)
-        if unit_file is None:
-            raise FileNotFoundError(f"{where}: no unit file {units_dir / row['id']}.npy or .txt")
+        src, info, unit_file = _row_files(path, row, line, units_dir)
         units, _ = reduce_units(read_unit_file(unit_file))
         by_split.setdefault(split, []).append((row, os.path.relpath(src.resolve(), folder.resolve()), features.num_frames(info.frames), units))
     for split, items in by_split.items():

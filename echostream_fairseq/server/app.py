@@ -127,6 +127,15 @@ class _Connection:
     async def send_json(self, obj):
         await self.ws.send_text(json.dumps(obj))
 
+    async def fail(self, err: ProtocolError):
+        """The one way a connection ends in an error: counted, an ``error`` message, its close code."""
+        self.st.metrics.errors.labels(err.code).inc()
+        try:
+            await self.send_json({"type": "error", "code": err.code, "message": err.message})
+            await self.ws.close(err.close_code)
+        except Exception:  # the client is already gone
+            pass
+
     async def on_start(self, msg):
         if self.start is not None:
             raise ProtocolError("already_started", "'start' was already received on this connection")
@@ -319,12 +328,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
         conn = _Connection(st, ws)
         refusal = admit(ws)
         if refusal is not None:
-            st.metrics.errors.labels(refusal.code).inc()
-            try:
-                await conn.send_json({"type": "error", "code": refusal.code, "message": refusal.message})
-                await ws.close(refusal.close_code)
-            except Exception:  # the client is already gone
-                pass
+            await conn.fail(refusal)
             return
         client = ws.client.host if ws.client else "?"
         st.open += 1
@@ -358,12 +362,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                 else:
                     raise ProtocolError("unknown_type", f"unknown message type {kind!r} (expected 'start' or 'end')")
         except ProtocolError as e:
-            st.metrics.errors.labels(e.code).inc()
-            try:
-                await conn.send_json({"type": "error", "code": e.code, "message": e.message})
-                await ws.close(e.close_code)
-            except Exception:  # the client is already gone
-                pass
+            await conn.fail(e)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client vanished mid-stream
         finally:
@@ -384,12 +383,7 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
             await asyncio.sleep(0.05)
         left = list(st.connections)
         for conn in left:
-            st.metrics.errors.labels("shutdown").inc()
-            try:
-                await conn.send_json({"type": "error", "code": "shutdown", "message": f"the server shut down ({grace_s:g} s grace period over)"})
-                await conn.ws.close(1001)
-            except Exception:  # already gone
-                pass
+            await conn.fail(ProtocolError("shutdown", f"the server shut down ({grace_s:g} s grace period over)", close_code=1001))
         return len(left)
 
     app.state.drain = drain
