@@ -102,8 +102,9 @@ def block_db(samples: np.ndarray) -> np.ndarray:
     return 10 * np.log10(np.mean(x ** 2, axis=1) + 1e-12)
 
 
-def _fbank_frames(samples: torch.Tensor) -> torch.Tensor:
-    """Fbank of complete frames of ``samples`` (float in [-1, 1]); (n_frames, 80)."""
+def _fbank_frames(samples: torch.Tensor, vtln_warp: float = 1.0) -> torch.Tensor:
+    """Fbank of complete frames of ``samples`` (float in [-1, 1]); (n_frames, 80).
+    ``vtln_warp`` != 1 warps the mel filters (training-time vocal tract length perturbation)."""
     if samples.numel() < WINDOW:
         return torch.zeros(0, NUM_MEL_BINS)
     # Kaldi works on int16-scaled samples; fairseq's speech recipes do the same.
@@ -115,6 +116,7 @@ def _fbank_frames(samples: torch.Tensor) -> torch.Tensor:
         dither=0.0,
         energy_floor=0.0,
         sample_frequency=SAMPLE_RATE,
+        vtln_warp=vtln_warp,
     )
 
 
@@ -123,10 +125,10 @@ def num_frames(num_samples: int) -> int:
     return 0 if num_samples < WINDOW else 1 + (num_samples - WINDOW) // HOP
 
 
-def fbank(wav: Union[np.ndarray, torch.Tensor]) -> np.ndarray:
+def fbank(wav: Union[np.ndarray, torch.Tensor], vtln_warp: float = 1.0) -> np.ndarray:
     """80-dim log-mel fbank of a whole 16 kHz waveform, float32 (n_frames, 80)."""
     samples = torch.as_tensor(np.asarray(wav, dtype=np.float32))
-    return _fbank_frames(samples).numpy()
+    return _fbank_frames(samples, vtln_warp).numpy()
 
 
 class OnlineFbank:

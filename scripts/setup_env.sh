@@ -9,7 +9,7 @@ command -v "$PY" >/dev/null || PY=python3
 # Debian packages: speech synthesis and audio tools for the data kit and tests, and the
 # FreeDict German-English dictionary whose example sentences make the de-en set, and Chromium +
 # chromedriver for the web-page tests.
-DEB_PKGS="espeak-ng flite sox libsndfile1 dict-freedict-deu-eng chromium chromium-driver"
+DEB_PKGS="espeak-ng flite sox libsndfile1 dict-freedict-deu-eng chromium chromium-driver haproxy"
 missing=""
 for p in $DEB_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

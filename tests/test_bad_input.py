@@ -1,6 +1,9 @@
 """Bad data gets a clear error naming the file and the line or entry."""
 import re
 
+import numpy as np
+import torch
+
 import pytest
 import yaml
 
@@ -124,4 +127,62 @@ def test_silence_augment_config_errors_name_the_file(data_copy):
     cfg["silence_augment"] = {"prob": 2.0}
     p.write_text(yaml.safe_dump(cfg))
     with pytest.raises(DataConfigError, match=r"config\.yaml: silence_augment"):
+        build(data_copy)
+
+
+def test_voice_augment_changes_voice_reproducibly_on_training_splits_only(data_copy):
+    p = data_copy / "config.yaml"
+    cfg = yaml.safe_load(p.read_text())
+    cfg["voice_augment"] = {"speed": [1.25, 1.25], "vtlp": [0.9, 1.1], "reverb_prob": 1.0, "rt60": [0.2, 0.4],
+                            "noise_prob": 1.0, "snr_db": [20, 30]}
+    p.write_text(yaml.safe_dump(cfg))
+    task, *_ = build(data_copy)
+    task.load_dataset("train")
+    task.load_dataset("dev")
+    train, dev = task.datasets["train"], task.datasets["dev"]
+    first = [train._get_source_audio(i) for i in range(4)]
+    assert all(torch.equal(a, train._get_source_audio(i)) for i, a in enumerate(first))  # same draw within an epoch
+    for a, n in zip(first, train.n_frames[:4]):  # 1.25 times faster: 80 % of the frames
+        assert abs(a.shape[0] - n / 1.25) <= 2
+    train.set_epoch(2)
+    assert not any(torch.equal(a, train._get_source_audio(i)) for i, a in enumerate(first))
+    assert [dev._get_source_audio(i).shape[0] for i in range(4)] == list(dev.n_frames[:4])  # dev untouched
+
+
+def test_voice_augment_parts():
+    from echostream_fairseq import features
+    from echostream_fairseq.tasks.echostream_s2st import VoiceAugment
+
+    rng = np.random.default_rng(0)
+    t = np.arange(16000) / 16000
+    wav = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    off = dict(speed=[1, 1], vtlp=[1, 1], reverb_prob=0, noise_prob=0)
+    same, warp = VoiceAugment(**off)(wav, rng)
+    assert warp == 1.0 and np.array_equal(same, wav)
+    slow, _ = VoiceAugment(**{**off, "speed": [0.8, 0.8]})(wav, rng)
+    assert abs(slow.size - 20000) <= 1
+    noisy, _ = VoiceAugment(**{**off, "noise_prob": 1, "snr_db": [10, 10]})(wav, rng)
+    snr = 10 * np.log10(np.mean(wav ** 2) / np.mean((noisy - wav) ** 2))
+    assert 9 < snr < 11
+    wet, _ = VoiceAugment(**{**off, "reverb_prob": 1, "rt60": [0.5, 0.5]})(wav, rng)
+    assert wet.size == wav.size and not np.allclose(wet, wav)
+    assert abs(np.sqrt(np.mean(wet ** 2)) - np.sqrt(np.mean(wav ** 2))) < 0.02  # level kept
+    _, warp = VoiceAugment(**{**off, "vtlp": [1.1, 1.1]})(wav, rng)
+    assert warp == pytest.approx(1.1)
+    assert not np.allclose(features.fbank(wav, vtln_warp=warp), features.fbank(wav))
+
+
+@pytest.mark.parametrize("entry,match", [
+    ({"speed": [1.2, 0.9]}, "speed must be"),
+    ({"vtlp": "wide"}, "vtlp must be"),
+    ({"noise_prob": 3}, "noise_prob must be"),
+    ({"loudness": 1}, "loudness"),
+    ("yes", "must be a mapping"),
+])
+def test_voice_augment_config_errors_name_the_file_and_key(data_copy, entry, match):
+    p = data_copy / "config.yaml"
+    cfg = yaml.safe_load(p.read_text())
+    cfg["voice_augment"] = entry
+    p.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(DataConfigError, match=rf"config\.yaml: voice_augment.*{match}"):
         build(data_copy)

@@ -42,19 +42,23 @@ async def stream(url: str, wav: np.ndarray, sample_rate: int, segment_ms: int = 
 
         send_task = asyncio.create_task(sender())
         done = None
-        async for msg in ws:
-            if isinstance(msg, bytes):
-                pcm.extend(msg)
-                continue
-            ev = json.loads(msg)
-            events.append(ev)
-            if on_event:
-                on_event(ev)
-            if ev["type"] == "error":
-                send_task.cancel()
-                raise RuntimeError(f"server error {ev['code']}: {ev['message']}")
-            if ev["type"] == "done":
-                done = ev
+        try:
+            async for msg in ws:
+                if isinstance(msg, bytes):
+                    pcm.extend(msg)
+                    continue
+                ev = json.loads(msg)
+                events.append(ev)
+                if on_event:
+                    on_event(ev)
+                if ev["type"] == "error":
+                    raise RuntimeError(f"server error {ev['code']}: {ev['message']}")
+                if ev["type"] == "done":
+                    done = ev
+        except BaseException:  # the sender stops with the session (its own error is the same one)
+            send_task.cancel()
+            await asyncio.gather(send_task, return_exceptions=True)
+            raise
         await send_task
     return events, bytes(pcm), done
 

@@ -33,6 +33,9 @@ def main(argv=None):
     a.add_argument("--token", default=os.environ.get("ECHOSTREAM_TOKEN"),
                    help="require this bearer token (Authorization header or ?token= on the WebSocket URL; the page passes its "
                         "own ?token= on). Default: $ECHOSTREAM_TOKEN; none: no token")
+    a.add_argument("--forwarded-allow-ips", default="127.0.0.1", metavar="IPS",
+                   help="comma-separated proxies (or '*') whose X-Forwarded-For names the client, for the per-client "
+                        "cap and logs behind a load balancer (default 127.0.0.1; '' trusts none)")
     g.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="on SIGTERM/SIGINT: seconds sessions in flight may take to finish before they are closed with a "
                         "'shutdown' error (default 10); new connections are refused at once")
@@ -70,7 +73,8 @@ def main(argv=None):
     examples = [] if args.checkpoint else assets.read_examples(args.assets or assets.default_assets())
     app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None), examples)
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            proxy_headers=bool(args.forwarded_allow_ips), forwarded_allow_ips=args.forwarded_allow_ips or None, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
                             log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)
     draining_server(config, app.state.drain, args.shutdown_grace).run()
 

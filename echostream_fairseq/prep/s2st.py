@@ -147,7 +147,7 @@ def build_data_folder(
             [(len(sp_tgt.encode(r.tgt_text, out_type=str)), n_frames[r.id] * features.FRAME_SHIFT_MS / 1000) for r in train]),
     }
     if opts.specaugment:
-        cfg["specaugment"] = {"freq_mask_F": 27, "freq_mask_N": 1, "time_mask_N": 1, "time_mask_T": 20, "time_mask_p": 0.2, "time_wrap_W": 0}
+        cfg["specaugment"] = SPECAUGMENT
     if opts.vocoder_checkpoint:
         cfg["vocoder"] = {
             "type": "code_hifigan",
@@ -155,6 +155,31 @@ def build_data_folder(
             "config": os.path.relpath(opts.vocoder_config, final_dir),
         }
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    write_augmented_config(out)
+    return out
+
+
+SPECAUGMENT = {"freq_mask_F": 27, "freq_mask_N": 1, "time_mask_N": 1, "time_mask_T": 20, "time_mask_p": 0.2, "time_wrap_W": 0}
+# config_aug.yaml: what training adds to a data folder's config.yaml (see the task's SilenceAugment
+# and VoiceAugment): utterances inside streams, other voices and rooms, SpecAugment
+TRAIN_AUGMENT = {
+    "silence_augment": {"prob": 0.5, "max_ms": 1500, "noise_db": [-75, -50]},
+    "voice_augment": {"speed": [0.85, 1.15], "vtlp": [0.9, 1.1], "reverb_prob": 0.3, "rt60": [0.1, 0.5],
+                      "noise_prob": 0.5, "snr_db": [10, 40]},
+}
+
+
+def write_augmented_config(folder: Path) -> Path:
+    """``config_aug.yaml`` beside ``config.yaml``: the same data with training augmentation."""
+    folder = Path(folder)
+    cfg = yaml.safe_load((folder / "config.yaml").read_text())
+    cfg.update(TRAIN_AUGMENT)
+    train = cfg.setdefault("transforms", {}).setdefault("_train", [])
+    if "specaugment" not in train:
+        train.append("specaugment")
+    cfg.setdefault("specaugment", SPECAUGMENT)
+    out = folder / "config_aug.yaml"
+    out.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -80,6 +80,16 @@ class EchoStreamDataConfig(S2SDataConfig):
                 raise DataConfigError(f"{yaml_path}: silence_augment: {e}") from None
         else:
             self.silence_augment = None
+        aug = self.config.get("voice_augment")
+        if aug is not None:
+            if not isinstance(aug, dict):
+                raise DataConfigError(f"{yaml_path}: voice_augment must be a mapping, got {aug!r}")
+            try:
+                self.voice_augment = VoiceAugment(**aug)
+            except (TypeError, ValueError) as e:
+                raise DataConfigError(f"{yaml_path}: voice_augment: {e}") from None
+        else:
+            self.voice_augment = None
         self.length_bound = _length_bound(self.config.get("length_bound"), yaml_path)
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
@@ -177,6 +187,68 @@ class SilenceAugment:
         return np.clip(out + (rng.standard_normal(out.size) * noise).astype(np.float32), -1, 1)
 
 
+def _range(name: str, value, lo: float, hi: float) -> Tuple[float, float]:
+    """A [low, high] setting inside [lo, hi]."""
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be [low, high], got {value!r}") from None
+    if not lo <= a <= b <= hi:
+        raise ValueError(f"{name} must be [low, high] with {lo} <= low <= high <= {hi}, got {value!r}")
+    return a, b
+
+
+@dataclass
+class VoiceAugment:
+    """Training-split audio as if another voice in another room said it, drawn per epoch and
+    utterance: ``speed`` resamples (tempo and pitch together, as Kaldi's speed perturbation),
+    ``vtlp`` warps the fbank's frequency axis (vocal tract length), with probability
+    ``reverb_prob`` a synthetic room (exponentially decaying noise, RT60 drawn from ``rt60``
+    seconds), with probability ``noise_prob`` white noise at ``snr_db``. The front end at
+    inference is unchanged."""
+
+    speed: List[float] = field(default_factory=lambda: [0.85, 1.15])
+    vtlp: List[float] = field(default_factory=lambda: [0.9, 1.1])
+    reverb_prob: float = 0.3
+    rt60: List[float] = field(default_factory=lambda: [0.1, 0.5])
+    noise_prob: float = 0.5
+    snr_db: List[float] = field(default_factory=lambda: [10.0, 40.0])
+
+    def __post_init__(self):
+        self.speed = _range("speed", self.speed, 0.5, 2.0)
+        self.vtlp = _range("vtlp", self.vtlp, 0.8, 1.2)
+        self.rt60 = _range("rt60", self.rt60, 0.0, 2.0)
+        self.snr_db = _range("snr_db", self.snr_db, -10.0, 100.0)
+        for name in ("reverb_prob", "noise_prob"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
+
+    def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
+        """``(augmented wav, vtln warp factor for the fbank)``."""
+        import torchaudio.functional as AF
+
+        sr = features.SAMPLE_RATE
+        speed = round(rng.uniform(*self.speed), 2)
+        warp = float(rng.uniform(*self.vtlp))
+        reverb, rt60 = rng.random() < self.reverb_prob, rng.uniform(*self.rt60)
+        noisy, snr = rng.random() < self.noise_prob, rng.uniform(*self.snr_db)
+        out = np.asarray(wav, np.float32)
+        if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
+            out = AF.resample(torch.from_numpy(out), int(round(speed * 100)), 100).numpy()
+        rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2))) if out.size else 0.0
+        if reverb and rt60 > 0 and rms > 0:
+            n = max(1, int(rt60 * sr))
+            t = np.arange(n) / sr
+            rir = rng.standard_normal(n) * np.exp(-6.908 * t / rt60) * 0.3
+            rir[0] = 1.0
+            wet = np.fft.irfft(np.fft.rfft(out, out.size + n) * np.fft.rfft(rir, out.size + n), out.size + n)[: out.size]
+            out = (wet * rms / max(np.sqrt(np.mean(wet ** 2)), 1e-9)).astype(np.float32)
+        if noisy and rms > 0:
+            out = out + (rng.standard_normal(out.size) * rms * 10 ** (-snr / 20)).astype(np.float32)
+        return np.clip(out, -1, 1).astype(np.float32), warp
+
+
 def load_multitask_config(yaml_path: Path) -> Dict[str, SingleTaskConfig]:
     """Read and check the multitask YAML; ``dict`` and ``data`` resolve against its folder."""
     yaml_path = Path(yaml_path)
@@ -242,10 +314,14 @@ class EchoStreamDataset(SpeechToSpeechMultitaskDataset):
             feats = get_features_or_waveform(path, need_waveform=False)
         else:
             wav = features.read_audio(path)
-            aug = self.cfg.silence_augment if self.is_train_split else None
-            if aug is not None:
-                wav = aug(wav, np.random.default_rng([self.epoch, index]))
-            feats = features.fbank(wav)
+            warp = 1.0
+            if self.is_train_split:
+                rng = np.random.default_rng([self.epoch, index])
+                if self.cfg.voice_augment is not None:
+                    wav, warp = self.cfg.voice_augment(wav, rng)
+                if self.cfg.silence_augment is not None:
+                    wav = self.cfg.silence_augment(wav, rng)
+            feats = features.fbank(wav, vtln_warp=warp)
         if self.feature_transforms is not None:
             feats = self.feature_transforms(feats)
         return torch.from_numpy(feats).float()

@@ -69,8 +69,7 @@ if stage 2; then
 fi
 if stage 3; then
   say "3/8 model: fairseq-train echostream_mini -> $CKPT (log $CKPT/train.log)"
-  [ -f "$D/config_aug.yaml" ] || { cp "$D/config.yaml" "$D/config_aug.yaml"
-    printf 'silence_augment:\n  prob: 0.5\n  max_ms: 1500\n  noise_db: [-75, -50]\n' >> "$D/config_aug.yaml"; }
+  "$BIN/python" -c "import sys; from echostream_fairseq.prep.s2st import write_augmented_config as w; w(sys.argv[1])" "$D"
   mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
   [ ${#TRAIN2[@]} -eq 0 ] || logged "$CKPT/train.log" "${TRAIN2[@]}"
   say "3/8 punctuation / sentence-boundary model -> $PUNCT"
