@@ -31,6 +31,7 @@ from echostream_fairseq.decoding import ctc_collapse, unit_ids
 from echostream_fairseq.models.echostream import ctc_blank
 from echostream_fairseq.prep.corpus import read_list
 from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, load_resources
+from echostream_fairseq.streaming.feeder import segment_samples
 
 CHUNK_MS = 320
 POINTS_S = (1, 10, 60, 300)
@@ -92,10 +93,9 @@ def main(argv=None):
     p.add_argument("--vocoder-checkpoint", type=Path, help="default: the data config's vocoder")
     p.add_argument("--vocoder-config", type=Path)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--pause-ms", type=float, default=600.0, help="close a sentence after this much silence (default 600)")
     p.add_argument("--punct", type=Path, default=Path("assets/model/punct.pt"), help="punctuation / sentence-boundary model")
-    p.add_argument("--punct-delay", type=int, default=2, help="its look-ahead in ASR tokens (default 2)")
     p.add_argument("--no-boundaries", action="store_true", help="one sentence for the whole stream")
+    PolicyConfig.add_args(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     for path, hint in ((args.checkpoint, "train a model (examples/toy_es_en) or pass --checkpoint"), (args.data_dir, "pass --data-dir")):
@@ -119,13 +119,12 @@ def main(argv=None):
     audio, one_pass = long_stream(args.corpus, args.seconds)
     if args.window is None:
         args.window = int(np.ceil(one_pass * 1000 / CHUNK_MS)) if one_pass and one_pass <= 60 else 25
-    chunk = CHUNK_MS * features.SAMPLE_RATE // 1000
+    chunk = segment_samples(CHUNK_MS)
     n_chunks = len(audio) // chunk
     marks = {int(round(s * 1000 / CHUNK_MS)): s for s in POINTS_S if s * 1000 / CHUNK_MS + max(args.window, args.repeats) <= n_chunks}
 
     # the engine streams the whole audio; at each mark a few chunks are timed
-    policy = (PolicyConfig() if args.no_boundaries
-              else PolicyConfig(pause_ms=args.pause_ms, punct_delay=args.punct_delay))
+    policy = PolicyConfig() if args.no_boundaries else PolicyConfig.from_args(args, punct_model=True)
     session = StreamingSession(res, policy)
     enc_only = StreamingSession(res, policy, speech=False, translate=False)
     timed = {s: {"engine": [], "enc": [], "committed": None} for s in marks.values()}

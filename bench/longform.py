@@ -31,13 +31,9 @@ def state_bytes(s) -> int:
     """Bytes held by a session's growing state (tensors and token lists)."""
     import torch
 
-    n = 0
-    if s.enc_frames is not None:
-        n += s.enc_frames.store.numel() * 4
-    for gk, gv in s._kv.values():
-        n += (gk.store.numel() + gv.store.numel()) * 4
+    n = sum(t.numel() * t.element_size() for t in s.mt.state_tensors())
     n += sum(t.numel() * 4 for t in s.text_states)
-    for cache in (s.inc, s.t2u_cache, s.unit_cache):
+    for cache in (s.t2u_cache, s.unit_cache):
         for v in cache.values():
             for x in (v.values() if isinstance(v, dict) else [v]):
                 if isinstance(x, torch.Tensor):
@@ -59,14 +55,14 @@ def worker(args, boundaries: bool, queue) -> None:
     from echostream_fairseq import features
     from echostream_fairseq.prep import longform
     from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, load_resources
+    from echostream_fairseq.streaming.feeder import segment_samples
 
     torch.set_num_threads(1)
     res = load_resources(args.checkpoint, args.data_dir, punct_model=args.punct if boundaries else None)
     base = features.read_audio(longform.stream_audio(args.longform, args.stream))
-    policy = (PolicyConfig(pause_ms=args.pause_ms, punct_delay=args.punct_delay) if boundaries
-              else PolicyConfig())
+    policy = PolicyConfig.from_args(args, punct_model=True) if boundaries else PolicyConfig()
     session = StreamingSession(res, policy)
-    chunk = args.segment_ms * features.SAMPLE_RATE // 1000
+    chunk = segment_samples(args.segment_ms)
     per_min = 60_000 // args.segment_ms
     marks = {int(m * per_min): m for m in args.marks}
     window_s = args.window_s or base.size / features.SAMPLE_RATE
@@ -84,7 +80,7 @@ def worker(args, boundaries: bool, queue) -> None:
             rows.append({"minute": marks[i + 1], "ms_per_chunk": 1000 * float(np.mean(times[-window:])),
                          "p90_ms": 1000 * float(np.percentile(times[-window:], 90)), "rss_mb": rss_mb(),
                          "state_mb": state_bytes(session) / 2**20, "sentences": session.count.sentences,
-                         "frames_in_window": session.enc_frames.n if session.enc_frames is not None else 0})
+                         "frames_in_window": session.mt.n_frames})
             print(f"  [{'on' if boundaries else 'off'}] {marks[i + 1]:g} min: {rows[-1]['ms_per_chunk']:.1f} ms/chunk, "
                   f"{rows[-1]['rss_mb']:.0f} MB", flush=True)
     queue.put((boundaries, rows, total / ((max(marks) + 1) * args.segment_ms / 1000), window_s))
@@ -100,8 +96,9 @@ def main(argv=None):
     p.add_argument("--marks", type=float, nargs="+", default=[1, 10, 60], help="minutes into the stream (default 1 10 60)")
     p.add_argument("--window-s", type=float, help="seconds of chunks averaged before each mark (default: the length of the repeated stream)")
     p.add_argument("--segment-ms", type=int, default=320)
-    p.add_argument("--pause-ms", type=float, default=600.0)
-    p.add_argument("--punct-delay", type=int, default=2)
+    from echostream_fairseq.streaming.engine import PolicyConfig
+
+    PolicyConfig.add_args(p)
     args = p.parse_args(argv)
     for path in (args.checkpoint, args.data_dir, args.punct, args.longform):
         if not path.exists():

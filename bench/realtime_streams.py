@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from echostream_fairseq import assets, features
-from echostream_fairseq.cli.client import to_s16le
+from echostream_fairseq.features import to_s16le
 
 
 async def one_stream(url: str, wav: np.ndarray, segment_ms: int):

@@ -120,6 +120,11 @@ def _fbank_frames(samples: torch.Tensor, vtln_warp: float = 1.0) -> torch.Tensor
     )
 
 
+def to_s16le(x: np.ndarray) -> bytes:
+    """float [-1, 1] -> little-endian int16, the inverse of reading 16-bit PCM as x / 32768."""
+    return np.clip(np.round(np.asarray(x) * 32768), -32768, 32767).astype("<i2").tobytes()
+
+
 def num_frames(num_samples: int) -> int:
     """Number of fbank frames of a waveform of ``num_samples`` samples (Kaldi snip_edges)."""
     return 0 if num_samples < WINDOW else 1 + (num_samples - WINDOW) // HOP

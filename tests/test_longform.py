@@ -87,9 +87,9 @@ def test_state_stays_bounded_over_a_long_stream(res):
     peak = {"frames": 0, "tokens": 0, "kv": 0, "states": 0, "window": 0}
 
     def watch(s):
-        peak["frames"] = max(peak["frames"], s.enc_frames.n if s.enc_frames is not None else 0)
+        peak["frames"] = max(peak["frames"], s.mt.n_frames)
         peak["tokens"] = max(peak["tokens"], len(s.asr), len(s.st), len(s.committed))
-        peak["kv"] = max([peak["kv"]] + [gk.n for gk, _ in s._kv.values()])
+        peak["kv"] = max(peak["kv"], s.mt.cached_frames)
         peak["states"] = max(peak["states"], len(s.text_states))
         peak["window"] = max(peak["window"], len(s.punct.window))
 
@@ -103,7 +103,7 @@ def test_state_stays_bounded_over_a_long_stream(res):
     assert s.count.encoder_frames * FRAME_MS >= 1000 * talk.size / 16000 - 80  # the Emformer carried on throughout
     # without boundaries the same talk is one sentence: the window holds every frame
     off = _run(res, talk, PolicyConfig())
-    assert off.enc_frames.n == off.count.encoder_frames and off.count.sentences == 0
+    assert off.mt.n_frames == off.count.encoder_frames and off.count.sentences == 0
 
 
 def test_recomposed_output_is_punctuated_sentence_by_sentence(res):

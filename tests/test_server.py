@@ -14,7 +14,8 @@ import websockets
 
 from conftest import cli
 from echostream_fairseq import assets, features
-from echostream_fairseq.cli.client import stream, to_s16le
+from echostream_fairseq.cli.client import stream
+from echostream_fairseq.features import to_s16le
 from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
 from echostream_fairseq.streaming.replay import load_source, replay
 

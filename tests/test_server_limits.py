@@ -194,7 +194,7 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
     import signal
 
     from echostream_fairseq import assets, features
-    from echostream_fairseq.cli.client import to_s16le
+    from echostream_fairseq.features import to_s16le
     from echostream_fairseq.prep.corpus import read_list
 
     log = tmp_path / "serve.log"  # the JSON log alone: fairseq prints to stdout

@@ -37,14 +37,9 @@ class _EchoStreamAgent:
         parser.add_argument("--data-dir", required=True, help="prepared data folder (config, dictionaries, CMVN, vocoder)")
         parser.add_argument("--config-yaml", default="config.yaml")
         parser.add_argument("--multitask-config-yaml", default="config_mtl.yaml")
-        parser.add_argument("--lag-k", type=int, default=PolicyConfig.lag_k, help="ST-CTC lag k (target tokens held back)")
-        parser.add_argument("--stride-n", type=int, default=PolicyConfig.stride_n, help="ST-CTC stride n")
-        parser.add_argument("--no-whole-word", action="store_true", help="emit subwords as they are committed")
-        parser.add_argument("--vocoder-context-frames", type=int, default=PolicyConfig.vocoder_context_frames,
-                            help="vocoder look-ahead/look-back in unit frames (-1: the full receptive field, exact)")
-        parser.add_argument("--pause-ms", type=float, help="long-form sources: close a sentence after this much silence")
-        parser.add_argument("--punct-model", help="long-form sources: punctuation / sentence-boundary model (echostream-train-punct)")
-        parser.add_argument("--punct-delay", type=int, default=2, help="its look-ahead in ASR tokens (default 2)")
+        parser.add_argument("--punct-model", help="punctuation / sentence-boundary model (echostream-train-punct) for "
+                                                  "learned sentence boundaries")
+        PolicyConfig.add_args(parser)
 
     def __init__(self, args):
         self._setup(args)
@@ -59,15 +54,7 @@ class _EchoStreamAgent:
     def _setup(self, args):
         self.res = load_resources(args.checkpoint, args.data_dir, args.config_yaml, args.multitask_config_yaml, vocoder=self.speech_output,
                                   punct_model=args.punct_model)
-        ctx = args.vocoder_context_frames
-        self.policy_cfg = PolicyConfig(
-            lag_k=args.lag_k,
-            stride_n=args.stride_n,
-            whole_word=not args.no_whole_word,
-            vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
-            pause_ms=args.pause_ms,
-            punct_delay=args.punct_delay if args.punct_model else None,
-        )
+        self.policy_cfg = PolicyConfig.from_args(args, punct_model=args.punct_model is not None)
         self.output_dir = getattr(args, "output", None)
         self.instance = 0
         if self.output_dir:
@@ -85,8 +72,7 @@ class _EchoStreamAgent:
         new = self.resampler.accept(new, final=st.source_finished)
         out = self.session.step(new) if new.size else StepOutput()
         if st.source_finished and not self.session.finished:
-            end = self.session.finish()
-            out = StepOutput(out.asr + end.asr, out.words + end.words, out.units + end.units, np.concatenate([out.pcm, end.pcm]), True)
+            out = out.merged(self.session.finish())
             self._log_text()
         return out
 

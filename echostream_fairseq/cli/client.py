@@ -12,10 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def to_s16le(x: np.ndarray) -> bytes:
-    """float [-1, 1] -> little-endian int16, the inverse of reading 16-bit PCM as x / 32768."""
-    return np.clip(np.round(np.asarray(x) * 32768), -32768, 32767).astype("<i2").tobytes()
+from ..features import to_s16le
 
 
 async def stream(url: str, wav: np.ndarray, sample_rate: int, segment_ms: int = 320, frame_ms: int = 100,

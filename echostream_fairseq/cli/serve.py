@@ -16,7 +16,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
-    add_model_args(p, pause_default=600.0, punct_delay_default=2)
+    add_model_args(p)
     g = p.add_argument_group("limits")
     g.add_argument("--max-sessions", type=int, default=4, help="concurrent streaming sessions (default 4)")
     g.add_argument("--max-session-seconds", type=float, default=600.0, help="source seconds per session (default 600)")

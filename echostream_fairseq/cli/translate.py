@@ -11,25 +11,17 @@ import sys
 from pathlib import Path
 
 
-def add_model_args(p: argparse.ArgumentParser, pause_default=None, punct_delay_default=None) -> None:
+def add_model_args(p: argparse.ArgumentParser) -> None:
     from ..streaming.engine import PolicyConfig
 
     g = p.add_argument_group("model (default: the shipped assets)")
     g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
     g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
     g.add_argument("--data-dir", type=Path, help="its data folder (config.yaml names CMVN and vocoder)")
-    g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
-    g.add_argument("--lag-k", type=int, default=PolicyConfig.lag_k, help=f"CTC-gating lag in target tokens (default {PolicyConfig.lag_k})")
-    g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
-    g.add_argument("--pause-ms", type=float, default=pause_default,
-                   help="close a sentence after this much silence and reset its state, for long talks "
-                        f"(default: {pause_default or 'off, one sentence'})")
     g.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct; default: the "
                                                "shipped assets' model/punct.pt)")
-    g.add_argument("--punct-delay", type=int, default=punct_delay_default,
-                   help="learned sentence boundaries: look-ahead in ASR tokens of the punctuation model; larger finds "
-                        f"more boundaries, later (default: {'off' if punct_delay_default is None else punct_delay_default})")
-    g.add_argument("--no-punct", action="store_true", help="no learned sentence boundaries")
+    g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
+    PolicyConfig.add_args(p)
 
 
 def load(args, p: argparse.ArgumentParser):
@@ -37,13 +29,12 @@ def load(args, p: argparse.ArgumentParser):
     from .. import assets
     from ..streaming.engine import PolicyConfig, load_resources
 
-    delay = None if args.no_punct else args.punct_delay
+    learned = not args.no_punct
     if args.checkpoint or args.data_dir:
         if not (args.checkpoint and args.data_dir):
             p.error("--checkpoint and --data-dir go together")
-        if delay is not None and args.punct is None:
-            p.error("--punct-delay needs --punct with --checkpoint (or --no-punct)")
-        res = load_resources(args.checkpoint, args.data_dir, punct_model=args.punct if delay is not None else None)
+        pm = args.punct if learned else None
+        res = load_resources(args.checkpoint, args.data_dir, punct_model=pm)
     else:
         try:
             root = args.assets or assets.default_assets()
@@ -52,10 +43,10 @@ def load(args, p: argparse.ArgumentParser):
         problems = assets.verify(root)
         if problems:
             p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
-        res = load_resources(root / "model" / "checkpoint.pt", root / "model",
-                             punct_model=(args.punct or root / "model" / "punct.pt") if delay is not None else None)
+        pm = (args.punct or root / "model" / "punct.pt") if learned else None
+        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm)
     try:
-        policy = PolicyConfig(lag_k=args.lag_k, whole_word=not args.no_whole_word, pause_ms=args.pause_ms, punct_delay=delay)
+        policy = PolicyConfig.from_args(args, punct_model=pm is not None)
     except ValueError as e:
         p.error(str(e))
     return res, policy

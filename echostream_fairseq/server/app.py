@@ -28,7 +28,8 @@ from starlette.websockets import WebSocketDisconnect
 from .. import features
 from ..streaming.engine import PolicyConfig, Resources, StepOutput, StreamingSession
 from ..streaming.replay import Event, Replay
-from ..cli.client import to_s16le
+from ..features import to_s16le
+from ..streaming.feeder import SegmentFeeder
 from .protocol import PROTOCOL, ProtocolError, decode_frame, parse_start
 
 logger = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class _Connection:
         self.start = None
         self.session: Optional[StreamingSession] = None
         self.resampler = None
-        self.pending = np.zeros(0, dtype=np.float32)
+        self.feeder: Optional[SegmentFeeder] = None
         self.received = 0  # 16 kHz samples received
         self.consumed = 0  # of which the engine has read
         self.record: Optional[Replay] = None
@@ -148,6 +149,7 @@ class _Connection:
         self.start = start
         self.session = StreamingSession(self.st.res, self.st.policy, speech="speech" in start.outputs and self.st.res.vocoder is not None)
         self.resampler = features.StreamingResampler(start.sample_rate)
+        self.feeder = SegmentFeeder(start.segment_ms)
         self.record = Replay(source_ms=0.0)
         self.id = next(self.st.ids)
         await self.send_json({"type": "ready", "session": self.id, "segment_ms": start.segment_ms,
@@ -165,10 +167,7 @@ class _Connection:
         self.received += x.size
         if self.received > self.st.limits.max_session_seconds * features.SAMPLE_RATE:
             raise ProtocolError("session_too_long", f"more than {self.st.limits.max_session_seconds:g} s of source")
-        self.pending = np.concatenate([self.pending, x])
-        seg = self.start.segment_ms * features.SAMPLE_RATE // 1000
-        while self.pending.size >= seg or (final and self.pending.size):
-            chunk, self.pending = self.pending[:seg], self.pending[seg:]
+        for chunk in self.feeder.push(x) + (self.feeder.flush() if final else []):
             self.consumed += chunk.size
             await self.run(self.session.step, chunk)
 

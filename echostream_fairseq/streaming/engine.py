@@ -35,6 +35,7 @@ Policy (``PolicyConfig``):
 """
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,8 +50,10 @@ from ..models.echostream import ctc_blank
 from ..models.encoder import REDUCTION
 from ..tasks.echostream_s2st import DEFAULT_LENGTH_BOUND, LengthBound
 from ..vocoder import UnitVocoder
+from .mt_decoder import IncrementalMTDecoder
 from .vocoder_sync import VocoderStream
 
+logger = logging.getLogger(__name__)
 WORD_START = "\u2581"
 FRAME_MS = features.FRAME_SHIFT_MS * REDUCTION  # one encoder frame
 
@@ -76,34 +79,6 @@ def release_freed_memory() -> None:
         _MALLOC_TRIM(0)
 
 
-class GrowingTensor:
-    """Append along one dimension in amortised O(new): capacity doubles, ``view`` is a slice."""
-
-    def __init__(self, like: torch.Tensor, dim: int):
-        self.dim = dim
-        shape = list(like.shape)
-        shape[dim] = max(16, 2 * like.shape[dim])
-        self.store = like.new_empty(shape)
-        self.n = 0
-        self.append(like)
-
-    def append(self, x: torch.Tensor) -> torch.Tensor:
-        need = self.n + x.shape[self.dim]
-        if need > self.store.shape[self.dim]:
-            shape = list(self.store.shape)
-            shape[self.dim] = max(need, 2 * shape[self.dim])
-            bigger = self.store.new_empty(shape)
-            bigger.narrow(self.dim, 0, self.n).copy_(self.view)
-            self.store = bigger
-        self.store.narrow(self.dim, self.n, x.shape[self.dim]).copy_(x)
-        self.n = need
-        return self.view
-
-    @property
-    def view(self) -> torch.Tensor:
-        return self.store.narrow(self.dim, 0, self.n)
-
-
 @dataclass
 class PolicyConfig:
     # lag 1 was measured as the knee on the toy dev set (bench/policy_sweep.py, 320 ms): +15.7 BLEU
@@ -126,6 +101,45 @@ class PolicyConfig:
             raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
         if self.punct_delay is not None and self.punct_delay < 0:
             raise ValueError(f"punct_delay must be >= 0 or None, got {self.punct_delay}")
+
+    # The flags' defaults: what the server, echostream-translate, the agents and the benches run
+    # unless told otherwise (the fields' own defaults above are the plain one-sentence engine).
+    FLAG_PAUSE_MS = 600.0
+    FLAG_PUNCT_DELAY = 2
+
+    @classmethod
+    def add_args(cls, parser) -> None:
+        """The policy flags: the one definition for the agents, the CLIs, the server and the benches."""
+        g = parser.add_argument_group("streaming policy")
+        g.add_argument("--lag-k", type=int, default=cls.lag_k,
+                       help=f"CTC gating: target tokens held back behind the ST-CTC count (default {cls.lag_k})")
+        g.add_argument("--stride-n", type=int, default=cls.stride_n, help=f"CTC gating stride (default {cls.stride_n})")
+        g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
+        g.add_argument("--vocoder-context-frames", type=int, default=cls.vocoder_context_frames,
+                       help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default "
+                            f"{cls.vocoder_context_frames})")
+        g.add_argument("--pause-ms", type=float, default=cls.FLAG_PAUSE_MS,
+                       help=f"close a sentence after this much silence and reset its state (default {cls.FLAG_PAUSE_MS:g})")
+        g.add_argument("--no-pause", action="store_true", help="no sentence boundaries at pauses")
+        g.add_argument("--silence-db", type=float, default=cls.silence_db,
+                       help=f"RMS level (dBFS) under which 10 ms count as silence (default {cls.silence_db:g})")
+        g.add_argument("--punct-delay", type=int, default=cls.FLAG_PUNCT_DELAY,
+                       help="learned sentence boundaries: look-ahead in ASR tokens of the punctuation model, when one is "
+                            f"loaded; larger finds more boundaries, later (default {cls.FLAG_PUNCT_DELAY})")
+        g.add_argument("--no-punct", action="store_true", help="no learned sentence boundaries")
+
+    @classmethod
+    def from_args(cls, args, punct_model: bool) -> "PolicyConfig":
+        """The policy of parsed :meth:`add_args` flags; learned boundaries need ``punct_model``
+        (a punctuation model is loaded), and say so in the log when there is none."""
+        delay = None if args.no_punct else args.punct_delay
+        if delay is not None and not punct_model:
+            logger.info("no punctuation model loaded: learned sentence boundaries are off")
+            delay = None
+        ctx = args.vocoder_context_frames
+        return cls(lag_k=args.lag_k, stride_n=args.stride_n, whole_word=not args.no_whole_word,
+                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
+                   pause_ms=None if args.no_pause else args.pause_ms, silence_db=args.silence_db, punct_delay=delay)
 
 
 @dataclass
@@ -192,6 +206,12 @@ class StepOutput:
     def empty(self) -> bool:
         return not (self.asr or self.words or self.units or self.pcm.size)
 
+    def merged(self, later: "StepOutput") -> "StepOutput":
+        """This output followed by ``later`` (e.g. a last step and ``finish()``) as one."""
+        return StepOutput(self.asr + later.asr, self.words + later.words, self.units + later.units,
+                          np.concatenate([self.pcm, later.pcm]), self.finished or later.finished,
+                          self.sentences + later.sentences)
+
 
 @dataclass
 class Counters:
@@ -235,8 +255,7 @@ class StreamingSession:
 
     def _new_sentence(self) -> None:
         """The per-sentence state (everything but the front end and the Emformer state)."""
-        self.enc_frames: Optional[GrowingTensor] = None
-        self._kv: Dict[int, tuple] = {}  # decoder layer -> growing cross-attention (K, V)
+        self.mt = IncrementalMTDecoder(self.m)  # the sentence's encoder frames and MT decoder caches
         self.asr: List[int] = []
         self.st: List[int] = []
         self.asr_frames: List[int] = []  # stream-wide encoder frame at which each token was emitted
@@ -249,7 +268,6 @@ class StreamingSession:
         self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
         self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
         self.mt_done = False
-        self.inc: Dict = {}
         self.emitted = 0  # tokens already sent to text / units / speech
         self._pending_word: List[str] = []
         self.t2u_cache: Dict = {}
@@ -261,10 +279,6 @@ class StreamingSession:
         self._fbank0 = self.count.fbank_frames  # where the sentence starts
 
     # ------------------------------------------------------------------ encoder side
-    def _encoder_out(self) -> Dict:
-        frames = self.enc_frames.view if self.enc_frames is not None else torch.zeros(0, self.m.encoder.embed_dim)
-        return {"encoder_out": [frames[:, None]], "encoder_padding_mask": []}
-
     def _ctc_extend(self, proj, dictionary, frames, prefix, positions, prev_attr) -> None:
         if proj is None:
             return
@@ -275,34 +289,13 @@ class StreamingSession:
             positions.append(first + off)
         setattr(self, prev_attr, ids[-1])
 
-    def _extend_cross_attention(self, new: torch.Tensor) -> None:
-        """Append K/V of new encoder frames to every decoder layer's cached cross-attention."""
-        for i, layer in enumerate(self.m.mt_decoder.layers):
-            attn = layer.encoder_attn
-            buf = attn._get_input_buffer(self.inc)
-            if "prev_key" not in buf:
-                continue  # not decoded yet: the first step computes K/V from all frames
-            T = new.size(0)
-            k = attn.k_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
-            v = attn.v_proj(new).view(1, T, attn.num_heads, attn.head_dim).transpose(1, 2)
-            gk, gv = self._kv.get(i, (None, None))
-            if gk is None or gk.view.data_ptr() != buf["prev_key"].data_ptr():
-                gk, gv = GrowingTensor(buf["prev_key"], 2), GrowingTensor(buf["prev_value"], 2)
-                self._kv[i] = (gk, gv)
-            buf["prev_key"], buf["prev_value"] = gk.append(k), gv.append(v)
-            self.inc = attn._set_input_buffer(self.inc, buf)
-
     def _accept_frames(self, new: torch.Tensor) -> None:
         if new.numel() == 0:
             return
-        if self.enc_frames is None:
-            self.enc_frames = GrowingTensor(new, 0)
-        else:
-            self.enc_frames.append(new)
         self.count.encoder_frames += new.size(0)
         self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, self.asr_frames, "_asr_prev")
         self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, self.st_frames, "_st_prev")
-        self._extend_cross_attention(new)
+        self.mt.extend(new)
 
     def _track_silence(self, samples: np.ndarray) -> None:
         """Length (ms) of the silence at the end of what was heard, in 10 ms blocks."""
@@ -335,25 +328,18 @@ class StreamingSession:
             self._gate_asr, self._gate_st = len(self.asr), len(self.st)
             self.allowed = max(self.allowed, max(0, (len(self.st) - p.lag_k) // p.stride_n * p.stride_n) + int(p.whole_word))
 
-    def _mt_step(self):
-        d = self.m.mt_decoder
-        tokens = torch.tensor([[d.dictionary.eos()] + self.committed])
-        x, _ = d.extract_features(tokens, self._encoder_out(), incremental_state=self.inc)
-        lprobs = torch.log_softmax(d.output_layer(x)[0, -1].float(), -1)
-        self.count.mt_steps += 1
-        return lprobs, x[0, -1]
-
     def _decode(self) -> None:
         eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
-        if self.enc_frames is None:  # nothing heard (yet): nothing to translate
+        if self.mt.n_frames == 0:  # nothing heard (yet): nothing to translate
             self.mt_done = self.finished
             return
         if self.count.sentences and self.finished and not any(c.isalnum() for c in self._current_transcript()):
             self.mt_done = True  # nothing but silence (or stray punctuation) after the last closed sentence
             return
         while not self.mt_done and len(self.committed) < self.allowed:
-            snapshot = {k: dict(v) for k, v in self.inc.items()}
-            lprobs, state = self._mt_step()
+            snapshot = self.mt.snapshot()
+            lprobs, state = self.mt.step(self.committed)
+            self.count.mt_steps += 1
             lprobs[pad] = -float("inf")
             if not self.committed:
                 lprobs[eos] = -float("inf")  # at least one token, as offline decoding
@@ -361,7 +347,7 @@ class StreamingSession:
                 lprobs[t] = -float("inf")  # no loops: a third copy of a word or phrase in a row
             nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
             if nxt == eos and not (self.finished or self._closing):
-                self.inc = snapshot  # stop decision: decode this position again later
+                self.mt.rollback(snapshot)  # stop decision: decode this position again later
                 self.count.stop_decisions += 1
                 return
             if self.committed:
@@ -509,20 +495,11 @@ class StreamingSession:
         """Close the sentence made of asr[:split] and the frames before ``cut`` (stream-wide
         index); what follows starts the next sentence."""
         rel = cut - self._frame0
-        n_frames = self.enc_frames.n if self.enc_frames is not None else 0
-        carry_frames = self.enc_frames.view[rel:].clone() if rel < n_frames else None
+        carry_frames = self.mt.frames[rel:].clone() if rel < self.mt.n_frames else None
         keep_st = bisect_left(self.st_frames, cut)
         carry = (self.asr[split:], self.asr_frames[split:], self.st[keep_st:], self.st_frames[keep_st:],
                  self._asr_prev, self._st_prev)
-        if rel < n_frames:  # the closing sentence sees its own frames only
-            self.enc_frames.n = rel
-            for gk, gv in self._kv.values():
-                gk.n = gv.n = min(gk.n, rel)
-            for layer in self.m.mt_decoder.layers:
-                buf = layer.encoder_attn._get_input_buffer(self.inc)
-                if "prev_key" in buf:
-                    buf["prev_key"], buf["prev_value"] = buf["prev_key"][:, :, :rel], buf["prev_value"][:, :, :rel]
-                    self.inc = layer.encoder_attn._set_input_buffer(self.inc, buf)
+        self.mt.truncate(rel)  # the closing sentence sees its own frames only
         del self.asr[split:], self.asr_frames[split:], self.st[keep_st:], self.st_frames[keep_st:]
         self._closing = True  # finish the sentence as if its source had ended
         self._advance(out)
@@ -546,7 +523,7 @@ class StreamingSession:
         self._new_sentence()
         self.asr, self.asr_frames, self.st, self.st_frames, self._asr_prev, self._st_prev = carry
         if carry_frames is not None:
-            self.enc_frames = GrowingTensor(carry_frames, 0)
+            self.mt.extend(carry_frames)
         release_freed_memory()
 
     # ------------------------------------------------------------------ views

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import features
 from .engine import PolicyConfig, Resources, StepOutput, StreamingSession
+from .feeder import SegmentFeeder
 
 
 @dataclass
@@ -54,30 +55,25 @@ class _Delays:
 def replay(res: Resources, wav: np.ndarray, segment_ms: float = 320, policy: Optional[PolicyConfig] = None,
            on_event: Optional[Callable[[Event], None]] = None, speech: bool = True) -> Replay:
     """Feed 16 kHz ``wav`` in ``segment_ms`` pieces, then finish; every non-empty output is an event."""
-    if segment_ms <= 0:
-        raise ValueError(f"segment_ms must be positive, got {segment_ms}")
-    seg = max(1, int(round(segment_ms * features.SAMPLE_RATE / 1000)))
+    feeder = SegmentFeeder(segment_ms)
+    segments = feeder.push(wav) + feeder.flush()
     s = StreamingSession(res, policy, speech=speech)
     result = Replay(source_ms=1000 * len(wav) / features.SAMPLE_RATE)
-    spent = 0.0
-    pcm = []
-    for start in range(0, len(wav) + 1, seg):
-        last = start + seg >= len(wav)
+    spent, read, pcm = 0.0, 0, []
+    for i, seg in enumerate(segments + ([] if segments else [np.zeros(0, np.float32)])):
+        last = i >= len(segments) - 1
         t0 = time.perf_counter()
-        out = s.step(wav[start : start + seg]) if start < len(wav) else StepOutput()
+        out = s.step(seg) if seg.size else StepOutput()
         if last:
-            fin = s.finish()
-            out = StepOutput(out.asr + fin.asr, out.words + fin.words, out.units + fin.units,
-                             np.concatenate([out.pcm, fin.pcm]), True, out.sentences + fin.sentences)
+            out = out.merged(s.finish())
         spent += 1000 * (time.perf_counter() - t0)
+        read += seg.size
         pcm.append(out.pcm)
         if not out.empty or last:
-            ev = Event(1000 * min(len(wav), start + seg) / features.SAMPLE_RATE, spent, out)
+            ev = Event(1000 * read / features.SAMPLE_RATE, spent, out)
             result.events.append(ev)
             if on_event:
                 on_event(ev)
-        if last:
-            break
     result.transcript, result.translation = s.transcript, s.translation
     result.display = s.recomposed()
     result.pcm = np.concatenate(pcm) if pcm else result.pcm
