@@ -63,3 +63,45 @@ def test_policy_flags_have_one_set_of_defaults():
 def test_bad_policy_flags_are_errors(argv, match):
     with pytest.raises(ValueError, match=match):
         _policy(argv)
+
+
+# ---------------------------------------------------------------- policy decisions
+from echostream_fairseq.streaming import policy as decisions  # noqa: E402
+
+
+def test_gate_opens_with_the_st_count_less_the_lag():
+    g = decisions.Gate()
+    g = decisions.open_gate(g, n_asr=1, n_st=3, lag_k=1, stride_n=1, whole_word=True)
+    assert (g.allowed, g.asr_seen, g.st_seen) == (3, 1, 3)  # 3 - 1 + 1 to finish a word
+    assert decisions.open_gate(g, n_asr=1, n_st=5, lag_k=1, stride_n=1, whole_word=True) is g  # transcript did not grow
+    g2 = decisions.open_gate(g, n_asr=2, n_st=5, lag_k=1, stride_n=1, whole_word=False)
+    assert g2.allowed == 4
+    assert decisions.open_gate(g2, n_asr=3, n_st=2, lag_k=1, stride_n=1, whole_word=False).allowed == 4  # never shrinks
+    strided = decisions.open_gate(decisions.Gate(), n_asr=1, n_st=7, lag_k=0, stride_n=3, whole_word=False)
+    assert strided.allowed == 6
+    assert decisions.open_gate(strided, n_asr=2, n_st=8, lag_k=0, stride_n=3, whole_word=False) is strided  # moved < stride
+    assert decisions.open_gate(decisions.Gate(), 0, 2, 0, 1, False, asr_head=False).allowed == 2  # no ASR head: ST alone
+
+
+def test_whole_word_emission_stops_before_the_last_word_start():
+    #            ▁the ▁gi  rl  ▁dr  aws
+    starts = [True, True, False, True, False]
+    assert decisions.whole_word_end(starts, ready=4, emitted=0) == 3  # "the girl" is complete
+    assert decisions.whole_word_end(starts, ready=2, emitted=0) == 1  # "girl" may still grow
+    assert decisions.whole_word_end(starts, ready=4, emitted=3) == 3  # nothing new: never back
+    assert decisions.whole_word_end([True, False, False], ready=2, emitted=0) == 0
+
+
+def test_pause_and_learned_boundaries():
+    assert decisions.pause_cut(None, 40, 100) is None
+    assert decisions.pause_cut(1000, 40, 24) is None  # the encoder has not reached the pause's middle
+    assert decisions.pause_cut(1010, 40, 26) == 26
+    mark = {9}.__contains__  # token 9 is a closing mark
+    tokens, frames = [5, 6, 9, 7], [3, 8, 12, 30]
+    assert decisions.pause_boundary(20, frames, tokens, 0, mark) == (3, 20)  # the late mark stays with its sentence
+    assert decisions.pause_boundary(2, frames, tokens, 0, mark) is None  # nothing said before the cut
+    assert decisions.pause_boundary(20, frames, tokens, 25, mark) is None  # nothing since the sentence began
+    # the punctuation model decided: ordinal 11 -> comma (1), ordinal 12 -> full stop (2); tokens[0] is ordinal 11
+    assert decisions.learned_boundary([(11, 1), (12, 2)], 11, frames, tokens, 40, 0, {2}, mark) == (3, 30, 2)
+    assert decisions.learned_boundary([(10, 2)], 11, frames, tokens, 40, 0, {2}, mark) is None  # already closed
+    assert decisions.learned_boundary([(14, 2)], 11, frames, tokens, 40, 0, {2}, mark) == (4, 40, 2)  # at the end

@@ -50,6 +50,7 @@ from ..models.echostream import ctc_blank
 from ..models.encoder import REDUCTION
 from ..tasks.echostream_s2st import DEFAULT_LENGTH_BOUND, LengthBound
 from ..vocoder import UnitVocoder
+from . import policy as decisions
 from .mt_decoder import IncrementalMTDecoder
 from .vocoder_sync import VocoderStream
 
@@ -262,9 +263,7 @@ class StreamingSession:
         self.st_frames: List[int] = []
         self._asr_prev: Optional[int] = None
         self._st_prev: Optional[int] = None
-        self._gate_asr = 0
-        self._gate_st = 0
-        self.allowed = 0
+        self.gate = decisions.Gate()  # CTC gating: how many target tokens may be committed
         self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
         self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
         self.mt_done = False
@@ -316,17 +315,19 @@ class StreamingSession:
         """The length bound for the sentence's source heard so far."""
         return self.res.length_bound.max_tokens((self.count.fbank_frames - self._fbank0) * features.FRAME_SHIFT_MS / 1000)
 
+    @property
+    def allowed(self) -> int:
+        return self.gate.allowed
+
     def _update_allowance(self) -> None:
         p = self.policy
         if self.finished or self._closing:
-            self.allowed = self._max_len() + 1
+            self.gate = decisions.Gate(self._max_len() + 1, len(self.asr), len(self.st))
             return
         if p.wait_until_end or self.m.st_ctc_proj is None:
             return
-        asr_grew = len(self.asr) > self._gate_asr or self.m.asr_ctc_proj is None
-        if asr_grew and len(self.st) - self._gate_st >= p.stride_n:
-            self._gate_asr, self._gate_st = len(self.asr), len(self.st)
-            self.allowed = max(self.allowed, max(0, (len(self.st) - p.lag_k) // p.stride_n * p.stride_n) + int(p.whole_word))
+        self.gate = decisions.open_gate(self.gate, len(self.asr), len(self.st), p.lag_k, p.stride_n, p.whole_word,
+                                     asr_head=self.m.asr_ctc_proj is not None)
 
     def _decode(self) -> None:
         eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
@@ -364,7 +365,8 @@ class StreamingSession:
         upto = ready
         if self.policy.whole_word and not self.mt_done:
             # emit up to the last word start: the word before it is complete
-            upto = next((b for b in range(ready, self.emitted, -1) if self.m.mt_dict[self.committed[b]].startswith(WORD_START)), self.emitted)
+            upto = decisions.whole_word_end([self.m.mt_dict[t].startswith(WORD_START) for t in self.committed[: ready + 1]],
+                                         ready, self.emitted)
         if upto <= self.emitted:
             return out
         new_tokens = self.committed[self.emitted : upto]
@@ -427,39 +429,25 @@ class StreamingSession:
         self._final_mark = self.punct.close() if self.punct is not None else punct.MARKS.index(".")
         return out
 
+    def _is_mark(self, token: int) -> bool:
+        return punct.piece_mark(self.m.asr_dict[token]) is not None
+
     def _pause_boundary(self) -> Optional[tuple]:
         """A pause heard in the input closes the sentence at its middle once the encoder has
         covered that point (its look-ahead lags the input): (split, cut frame, mark)."""
-        if self._pause_cut_ms is None:
-            return None
-        cut = int(np.ceil(self._pause_cut_ms / FRAME_MS))
-        if self.count.encoder_frames < cut:
+        cut = decisions.pause_cut(self._pause_cut_ms, FRAME_MS, self.count.encoder_frames)
+        if cut is None:
             return None
         self._pause_cut_ms = None
-        split = self._with_closing_marks(bisect_left(self.asr_frames, cut))
-        if split == 0 or cut <= self._frame0:
+        b = decisions.pause_boundary(cut, self.asr_frames, self.asr, self._frame0, self._is_mark)
+        if b is None:
             return None  # nothing said since the last boundary
-        return split, cut, self.punct.close() if self.punct is not None else None
-
-    def _with_closing_marks(self, split: int) -> int:
-        """Move a split past the ASR's own closing marks (a late full stop belongs to the sentence
-        it closes)."""
-        while split < len(self.asr) and punct.piece_mark(self.m.asr_dict[self.asr[split]]) is not None:
-            split += 1
-        return split
+        return (*b, self.punct.close() if self.punct is not None else None)
 
     def _learned_boundary(self, decided) -> Optional[tuple]:
         """The first decided sentence end inside the current sentence: (split, cut frame, mark)."""
-        for ordinal, mark in decided:
-            n = ordinal - self._asr_base
-            if mark not in punct.SENTENCE_END or n < 0:
-                continue  # no sentence end, or one in a sentence already closed at a pause
-            split = self._with_closing_marks(n + 1)
-            cut = self.asr_frames[split] if split < len(self.asr) else self.count.encoder_frames
-            if cut <= self._frame0:
-                continue
-            return split, cut, mark
-        return None
+        return decisions.learned_boundary(decided, self._asr_base, self.asr_frames, self.asr, self.count.encoder_frames,
+                                       self._frame0, punct.SENTENCE_END, self._is_mark)
 
     def _advance(self, out: StepOutput) -> None:
         """Translate what the policy allows and emit it (text, units, speech) into ``out``."""
