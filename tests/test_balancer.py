@@ -19,8 +19,7 @@ from echostream_fairseq import assets, features
 from echostream_fairseq.cli.client import stream
 from test_server import free_port, get, start_server
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy not installed (make setup installs it)")]
+pytestmark = pytest.mark.slow
 CFG = Path(__file__).resolve().parents[1] / "deploy" / "haproxy.cfg"
 
 
@@ -32,6 +31,7 @@ def served(base) -> int:
 
 @pytest.fixture()
 def cluster(tmp_path):
+    assert shutil.which("haproxy"), "haproxy is not installed: `make setup` installs it (scripts/setup_env.sh)"
     replicas = [start_server(tmp_path / f"r{i}.log", "--max-sessions", "4", "--log-level", "warning") for i in (1, 2)]
     lb_port = free_port()
     env = dict(os.environ, ECHOSTREAM_LB_BIND=f"127.0.0.1:{lb_port}",
