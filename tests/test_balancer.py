@@ -17,7 +17,7 @@ import websockets
 
 from echostream_fairseq import assets, features
 from echostream_fairseq.cli.client import stream
-from test_server import free_port, get, start_server
+from test_server import free_port, get, start_server, wait_healthy
 
 pytestmark = pytest.mark.slow
 CFG = Path(__file__).resolve().parents[1] / "deploy" / "haproxy.cfg"
@@ -39,13 +39,7 @@ def cluster(tmp_path):
     lb = subprocess.Popen(["haproxy", "-db", "-f", str(CFG)], env=env, stdout=open(tmp_path / "haproxy.log", "w"),
                           stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{lb_port}"
-    for _ in range(100):
-        try:
-            if get(base + "/health")["status"] == "ok":
-                break
-        except OSError:
-            time.sleep(0.1)
-        assert lb.poll() is None, (tmp_path / "haproxy.log").read_text()
+    wait_healthy(base, lb, tmp_path / "haproxy.log", tries=100, pause=0.1)
     time.sleep(2.5)  # both replicas pass their first health checks (rise 2, inter 1 s)
     yield replicas, base, f"ws://127.0.0.1:{lb_port}/ws"
     lb.terminate()

@@ -86,10 +86,11 @@ def test_gate_opens_with_the_st_count_less_the_lag():
 def test_whole_word_emission_stops_before_the_last_word_start():
     #            ▁the ▁gi  rl  ▁dr  aws
     starts = [True, True, False, True, False]
-    assert decisions.whole_word_end(starts, ready=4, emitted=0) == 3  # "the girl" is complete
-    assert decisions.whole_word_end(starts, ready=2, emitted=0) == 1  # "girl" may still grow
-    assert decisions.whole_word_end(starts, ready=4, emitted=3) == 3  # nothing new: never back
-    assert decisions.whole_word_end([True, False, False], ready=2, emitted=0) == 0
+    assert decisions.whole_word_end(starts.__getitem__, 5, ready=4, emitted=0) == 3  # "the girl" is complete
+    assert decisions.whole_word_end(starts.__getitem__, 5, ready=2, emitted=0) == 1  # "girl" may still grow
+    assert decisions.whole_word_end(starts.__getitem__, 5, ready=4, emitted=3) == 3  # nothing new: never back
+    assert decisions.whole_word_end([True, False, False].__getitem__, 3, ready=2, emitted=0) == 0
+    assert decisions.whole_word_end(starts.__getitem__, 4, ready=4, emitted=0) == 3  # token `ready` not committed yet
 
 
 def test_pause_and_learned_boundaries():

@@ -44,14 +44,20 @@ def start_server(log_path, *args, stdout_to_log: bool = True):
     p = subprocess.Popen([cli("echostream-serve"), "--port", str(port), *map(str, args)],
                          stdout=log if stdout_to_log else subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(120):
+    wait_healthy(base, p, log_path)
+    return p, base, f"ws://127.0.0.1:{port}/ws", port
+
+
+def wait_healthy(base, proc, log_path, tries: int = 120, pause: float = 0.5) -> None:
+    """Wait until ``base``/health answers ok while ``proc`` lives (else fail with its log's end)."""
+    for _ in range(tries):
         try:
             if get(base + "/health")["status"] == "ok":
-                break
+                return
         except OSError:
-            time.sleep(0.5)
-        assert p.poll() is None, open(log_path).read()[-3000:]
-    return p, base, f"ws://127.0.0.1:{port}/ws", port
+            time.sleep(pause)
+        assert proc.poll() is None, open(log_path).read()[-3000:]
+    raise AssertionError(f"{base}/health did not answer ok")
 
 
 @pytest.fixture(scope="module")

@@ -291,14 +291,14 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     def protocol():
         return PROTOCOL
 
-    def admit(ws: WebSocket) -> Optional[ProtocolError]:
+    def admit(ws: WebSocket, client: str) -> Optional[ProtocolError]:
         """Refusals decided before 'ready': shutdown, origin, token, connection caps."""
         if st.draining:
             return ProtocolError("shutdown", "the server is shutting down", close_code=1001)
         refused = st.access.check(ws.headers, ws.query_params)
         if refused:
             return ProtocolError(*refused, close_code=1008)
-        lim, client = st.limits, ws.client.host if ws.client else "?"
+        lim = st.limits
         if st.open >= lim.max_connections:
             return ProtocolError("too_many_connections", f"the server holds its maximum of {lim.max_connections} connections", close_code=1013)
         if st.per_client.get(client, 0) >= lim.max_connections_per_client:
@@ -306,18 +306,21 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
                                  f"{client} already holds {lim.max_connections_per_client} connections, the most one client may", close_code=1013)
         return None
 
+    def wall_clock_limit() -> ProtocolError:
+        return ProtocolError("session_timeout", f"the connection passed the server's wall-clock limit of {st.limits.max_session_wall_s:g} s")
+
     async def receive(ws: WebSocket, conn: _Connection, opened: float) -> dict:
         """The next message, or an error once the connection has been idle or open too long."""
         lim = st.limits
         idle = lim.idle_before_start_s if conn.start is None else lim.idle_between_frames_s
         left = lim.max_session_wall_s - (time.monotonic() - opened)
         if left <= 0:
-            raise ProtocolError("session_timeout", f"the connection passed the server's wall-clock limit of {lim.max_session_wall_s:g} s")
+            raise wall_clock_limit()
         try:
             return await asyncio.wait_for(ws.receive(), timeout=min(idle, left))
         except asyncio.TimeoutError:
             if left <= idle:
-                raise ProtocolError("session_timeout", f"the connection passed the server's wall-clock limit of {lim.max_session_wall_s:g} s") from None
+                raise wall_clock_limit() from None
             what = "'start'" if conn.start is None else "audio or 'end'"
             raise ProtocolError("idle_timeout", f"no {what} for {idle:g} s") from None
 
@@ -325,11 +328,11 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     async def ws_endpoint(ws: WebSocket):
         await ws.accept()
         conn = _Connection(st, ws)
-        refusal = admit(ws)
+        client = ws.client.host if ws.client else "?"
+        refusal = admit(ws, client)
         if refusal is not None:
             await conn.fail(refusal)
             return
-        client = ws.client.host if ws.client else "?"
         st.open += 1
         st.connections.add(conn)
         st.metrics.connections.inc()

@@ -365,8 +365,8 @@ class StreamingSession:
         upto = ready
         if self.policy.whole_word and not self.mt_done:
             # emit up to the last word start: the word before it is complete
-            upto = decisions.whole_word_end([self.m.mt_dict[t].startswith(WORD_START) for t in self.committed[: ready + 1]],
-                                         ready, self.emitted)
+            upto = decisions.whole_word_end(lambda i: self.m.mt_dict[self.committed[i]].startswith(WORD_START),
+                                            len(self.committed), ready, self.emitted)
         if upto <= self.emitted:
             return out
         new_tokens = self.committed[self.emitted : upto]

@@ -29,13 +29,13 @@ def open_gate(gate: Gate, n_asr: int, n_st: int, lag_k: int, stride_n: int, whol
     return gate
 
 
-def whole_word_end(starts_word: Sequence[bool], ready: int, emitted: int) -> int:
-    """How far emission may go with ``ready`` tokens decoded to their final state and
-    ``emitted`` out already: up to the last token that starts a word (the word before it is
-    complete), never back. ``starts_word[i]`` tells whether committed token ``i`` starts a word;
-    it may hold one token more than ``ready`` (the one that shows a word has ended)."""
-    for b in range(min(ready, len(starts_word) - 1), emitted, -1):
-        if starts_word[b]:
+def whole_word_end(starts_word: Callable[[int], bool], n_tokens: int, ready: int, emitted: int) -> int:
+    """How far emission may go with ``ready`` of ``n_tokens`` committed tokens decoded to their
+    final state and ``emitted`` out already: up to the last token that starts a word (the word
+    before it is complete), never back. ``starts_word(i)`` tells whether committed token ``i``
+    starts a word; token ``ready`` (when committed) is the one that shows a word has ended."""
+    for b in range(min(ready, n_tokens - 1), emitted, -1):
+        if starts_word(b):
             return b
     return emitted
 

@@ -72,30 +72,28 @@ class EchoStreamDataConfig(S2SDataConfig):
                 voc[k] = str(p)
         if self.config.get("audio_root"):
             self.config["audio_root"] = str(_resolve(self.config["audio_root"], root))
-        aug = self.config.get("silence_augment")
-        if aug is not None:
-            try:
-                self.silence_augment = SilenceAugment(**aug)
-            except (TypeError, ValueError) as e:
-                raise DataConfigError(f"{yaml_path}: silence_augment: {e}") from None
-        else:
-            self.silence_augment = None
-        aug = self.config.get("voice_augment")
-        if aug is not None:
-            if not isinstance(aug, dict):
-                raise DataConfigError(f"{yaml_path}: voice_augment must be a mapping, got {aug!r}")
-            try:
-                self.voice_augment = VoiceAugment(**aug)
-            except (TypeError, ValueError) as e:
-                raise DataConfigError(f"{yaml_path}: voice_augment: {e}") from None
-        else:
-            self.voice_augment = None
+        self.silence_augment = _augment(self.config, "silence_augment", SilenceAugment, yaml_path)
+        self.voice_augment = _augment(self.config, "voice_augment", VoiceAugment, yaml_path)
         self.length_bound = _length_bound(self.config.get("length_bound"), yaml_path)
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
                 f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
                 f"the front end computes {features.NUM_MEL_BINS}-dim fbank"
             )
+
+
+def _augment(config: dict, key: str, cls, yaml_path: Path):
+    """The data config's augmentation entry ``key`` as ``cls`` (None when absent); a bad entry is
+    an error naming the file and the key."""
+    entry = config.get(key)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise DataConfigError(f"{yaml_path}: {key} must be a mapping, got {entry!r}")
+    try:
+        return cls(**entry)
+    except (TypeError, ValueError) as e:
+        raise DataConfigError(f"{yaml_path}: {key}: {e}") from None
 
 
 def check_world_size(args) -> None:
@@ -226,8 +224,6 @@ class VoiceAugment:
 
     def __call__(self, wav: np.ndarray, rng: np.random.Generator) -> Tuple[np.ndarray, float]:
         """``(augmented wav, vtln warp factor for the fbank)``."""
-        import torchaudio.functional as AF
-
         sr = features.SAMPLE_RATE
         speed = round(rng.uniform(*self.speed), 2)
         warp = float(rng.uniform(*self.vtlp))
@@ -235,7 +231,7 @@ class VoiceAugment:
         noisy, snr = rng.random() < self.noise_prob, rng.uniform(*self.snr_db)
         out = np.asarray(wav, np.float32)
         if speed != 1.0:  # played `speed` times faster: fewer samples at the same rate
-            out = AF.resample(torch.from_numpy(out), int(round(speed * 100)), 100).numpy()
+            out = features.resample(out, int(round(speed * 100)), 100)
         rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2))) if out.size else 0.0
         if reverb and rt60 > 0 and rms > 0:
             n = max(1, int(rt60 * sr))
