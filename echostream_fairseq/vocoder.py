@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
-from typing import Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from fairseq.models.text_to_speech.vocoder import CodeHiFiGANVocoder
@@ -30,13 +31,56 @@ class UnitVocoder:
             raise ValueError(f"{config}: the vocoder has no duration predictor (dur_predictor_params)")
         self.model = CodeHiFiGANVocoder(str(checkpoint), self.config)
         self.model.eval()
+        # batched calls over sequences of unequal length: every convolution's input is zeroed past
+        # each sequence's end, as a lone sequence's zero padding is (see _padded_batch)
+        self._lengths = threading.local()
+        for mod in self.model.model.modules():
+            if isinstance(mod, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                mod.register_forward_pre_hook(self._mask_padding)
+
+    def _mask_padding(self, module, inputs):
+        lengths = getattr(self._lengths, "value", None)
+        if lengths is None:
+            return None
+        x = inputs[0]
+        steps, T0 = lengths
+        valid = torch.arange(x.size(-1), device=x.device)[None, :] < (steps * (x.size(-1) // T0))[:, None]
+        return (x * valid[:, None, :],) + tuple(inputs[1:])
+
+    def _padded_batch(self, seqs: Sequence[torch.Tensor], fn):
+        """``fn(codes (B, T))`` over zero-padded sequences, each conv input masked past each
+        sequence's end: equal, up to float rounding, to ``fn`` on each sequence alone."""
+        if len(seqs) == 1:
+            return fn(seqs[0].view(1, -1))
+        lengths = torch.tensor([s.numel() for s in seqs])
+        codes = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
+        for b, s in enumerate(seqs):
+            codes[b, : s.numel()] = s.view(-1)
+        self._lengths.value = (lengths, codes.size(1))
+        try:
+            return fn(codes)
+        finally:
+            self._lengths.value = None
 
     @torch.no_grad()
     def durations(self, units: torch.Tensor) -> torch.Tensor:
         """Predicted frames per unit, as the generator computes them (>= 1)."""
+        return self.durations_many([units])[0]
+
+    @torch.no_grad()
+    def durations_many(self, seqs: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """:meth:`durations` of several unit sequences in one batched forward."""
         g = self.model.model
-        x = g.dict(units.view(1, -1))
-        return torch.clamp(torch.round(torch.exp(g.dur_predictor(x)) - 1).long(), min=1).view(-1)
+        log_dur = self._padded_batch(seqs, lambda codes: g.dur_predictor(g.dict(codes)))
+        dur = torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1)
+        return [dur[b, : s.numel()] for b, s in enumerate(seqs)]
+
+    @torch.no_grad()
+    def generate_many(self, frames: Sequence[torch.Tensor]) -> List[torch.Tensor]:
+        """The generator on several frame-level code sequences (units repeated by their
+        durations) in one batched forward: per sequence its waveform (len * hop samples)."""
+        wav = self._padded_batch(frames, lambda codes: self.model.model(code=codes))
+        return [wav[b].view(-1)[: f.numel() * self.hop] for b, f in enumerate(frames)]
 
     @torch.no_grad()
     def __call__(self, units: torch.Tensor) -> torch.Tensor:

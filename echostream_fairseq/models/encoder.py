@@ -27,6 +27,7 @@ class EncoderState:
     pending: torch.Tensor  # (<S+R, D) projected frames waiting for a full segment + right context
     emformer_states: Optional[List[List[torch.Tensor]]] = None
     frames_out: int = 0  # encoder frames emitted so far
+    segments: int = 0  # Emformer segments run so far
     finished: bool = False
 
 
@@ -111,24 +112,52 @@ class EmformerSpeechEncoder(FairseqEncoder):
             pending=p.new_zeros(0, self.embed_dim),
         )
 
-    def _run_segments(self, state: EncoderState, final: bool) -> torch.Tensor:
-        S, R = self.segment_length, self.right_context_length
-        outs = []
-        while state.pending.size(0) >= S + R or (final and state.pending.size(0) > 0):
-            n_valid = min(S, state.pending.size(0))
-            block = state.pending[: S + R]
-            block = nn.functional.pad(block, (0, 0, 0, S + R - block.size(0)))
-            y, _, state.emformer_states = self.emformer.infer(
-                block.unsqueeze(0), torch.tensor([S + R], device=block.device), state.emformer_states
-            )
-            outs.append(y[0, :n_valid])
-            state.pending = state.pending[S:]
-        out = torch.cat(outs) if outs else state.pending.new_zeros(0, self.embed_dim)
-        state.frames_out += out.size(0)
-        return out
+    def _context_key(self, state: EncoderState) -> tuple:
+        """Streams whose Emformer states have the same usable left context and memory run one
+        batched ``infer`` (torchaudio reads both from the batch's first stream)."""
+        em = self.emformer.emformer_layers[0]
+        past = state.segments * self.segment_length
+        return min(em.left_context_length, past), min(em.max_memory_size, -(-past // self.segment_length))
 
-    def streaming_step(self, feats: torch.Tensor, state: EncoderState) -> torch.Tensor:
-        """Consume new normalised fbank frames (n, feat_dim); return new encoder frames (m, D)."""
+    def _run_segments(self, states: List[EncoderState], final: bool) -> List[torch.Tensor]:
+        """Run every complete segment (all that is left when ``final``) of each stream; one
+        batched ``infer`` per round for the streams that have a segment and share a context key.
+        Returns each stream's new frames."""
+        S, R = self.segment_length, self.right_context_length
+        outs: List[List[torch.Tensor]] = [[] for _ in states]
+        while True:
+            ready = [i for i, st in enumerate(states) if st.pending.size(0) >= S + R or (final and st.pending.size(0) > 0)]
+            if not ready:
+                break
+            groups: dict = {}
+            for i in ready:
+                groups.setdefault(self._context_key(states[i]), []).append(i)
+            for group in groups.values():
+                blocks, n_valid = [], []
+                for i in group:
+                    st = states[i]
+                    n_valid.append(min(S, st.pending.size(0)))
+                    blocks.append(nn.functional.pad(st.pending[: S + R], (0, 0, 0, S + R - min(S + R, st.pending.size(0)))))
+                    st.pending = st.pending[S:]
+                first = states[group[0]].emformer_states is None
+                batched = None if first else [[torch.cat([states[i].emformer_states[l][j] for i in group], dim=1)
+                                                for j in range(len(states[group[0]].emformer_states[l]))]
+                                               for l in range(len(self.emformer.emformer_layers))]
+                x = torch.stack(blocks)
+                y, _, new_states = self.emformer.infer(x, torch.full((len(group),), S + R, device=x.device), batched)
+                for b, i in enumerate(group):
+                    st = states[i]
+                    st.emformer_states = new_states if len(group) == 1 else [[t[:, b : b + 1] for t in layer] for layer in new_states]
+                    st.segments += 1
+                    outs[i].append(y[b, : n_valid[b]])
+        result = []
+        for st, o in zip(states, outs):
+            out = torch.cat(o) if o else st.pending.new_zeros(0, self.embed_dim)
+            st.frames_out += out.size(0)
+            result.append(out)
+        return result
+
+    def _take_features(self, feats: torch.Tensor, state: EncoderState) -> None:
         if state.finished:
             raise RuntimeError("streaming_step after streaming_finish")
         feats = torch.cat([state.fbank_tail, feats.to(state.fbank_tail)])
@@ -137,14 +166,35 @@ class EmformerSpeechEncoder(FairseqEncoder):
         if n_full:
             x = self.in_proj(self._stack(feats[None, :n_full]))[0]
             state.pending = torch.cat([state.pending, x])
-        return self._run_segments(state, final=False)
 
-    def streaming_finish(self, state: EncoderState) -> torch.Tensor:
-        """Flush: pad the last partial frame and segment with zeros, as ``forward`` does."""
+    def _take_end(self, state: EncoderState) -> None:
+        """Pad the last partial frame with zeros, as ``forward`` does."""
         if state.fbank_tail.size(0):
             tail = nn.functional.pad(state.fbank_tail, (0, 0, 0, REDUCTION - state.fbank_tail.size(0)))
             state.fbank_tail = tail[:0]
             state.pending = torch.cat([state.pending, self.in_proj(self._stack(tail[None]))[0]])
-        out = self._run_segments(state, final=True)
-        state.finished = True
-        return out
+
+    def streaming_step_many(self, feats: List[torch.Tensor], states: List[EncoderState]) -> List[torch.Tensor]:
+        """:meth:`streaming_step` for many streams at once (segments batched)."""
+        for f, st in zip(feats, states):
+            self._take_features(f, st)
+        return self._run_segments(states, final=False)
+
+    def streaming_finish_many(self, states: List[EncoderState]) -> List[torch.Tensor]:
+        """:meth:`streaming_finish` for many streams at once."""
+        for st in states:
+            if st.finished:
+                raise RuntimeError("streaming_finish called twice")
+            self._take_end(st)
+        outs = self._run_segments(states, final=True)
+        for st in states:
+            st.finished = True
+        return outs
+
+    def streaming_step(self, feats: torch.Tensor, state: EncoderState) -> torch.Tensor:
+        """Consume new normalised fbank frames (n, feat_dim); return new encoder frames (m, D)."""
+        return self.streaming_step_many([feats], [state])[0]
+
+    def streaming_finish(self, state: EncoderState) -> torch.Tensor:
+        """Flush: pad the last partial frame and segment with zeros, as ``forward`` does."""
+        return self.streaming_finish_many([state])[0]

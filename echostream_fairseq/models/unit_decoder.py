@@ -10,7 +10,7 @@ tokens ``<= i``: new text yields new units without changing earlier ones.
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn as nn
@@ -27,19 +27,12 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.dropout = dropout
 
-    def forward(self, x: torch.Tensor, mem: torch.Tensor, allowed: Optional[torch.Tensor], cache: Optional[dict] = None) -> torch.Tensor:
-        """x: (B, Tq, D); mem: (B, Tk, D); allowed: bool (B or 1, Tq, Tk_total), True = may attend.
-
-        With ``cache``, ``mem`` holds only new keys/values; they are appended to the cached ones
-        (streaming: earlier positions are never recomputed)."""
+    def forward(self, x: torch.Tensor, mem: torch.Tensor, allowed: Optional[torch.Tensor]) -> torch.Tensor:
+        """x: (B, Tq, D); mem: (B, Tk, D); allowed: bool (B or 1, Tq, Tk), True = may attend."""
         B, Tq, D = x.shape
         h = self.heads
         q = self.q(x).view(B, Tq, h, D // h).transpose(1, 2)
         k, v = self.kv(mem).view(B, mem.size(1), 2, h, D // h).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            if "k" in cache:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
         mask = None if allowed is None else allowed.unsqueeze(1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(B, Tq, D))
@@ -58,13 +51,13 @@ class Layer(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x, self_allowed, mem=None, mem_allowed=None, cache: Optional[dict] = None):
-        """``cache`` (streaming): {"self": {...}, "cross": {...}}; ``mem`` is then only the new
-        memory entries."""
+    def forward(self, x, self_allowed, mem=None, mem_allowed=None):
+        """Training and offline decoding; streaming steps the same weights through
+        ``_cached_attention`` (eval mode: no dropout)."""
         h = self.norm1(x)
-        x = x + self.drop(self.self_attn(h, h, self_allowed, None if cache is None else cache.setdefault("self", {})))
+        x = x + self.drop(self.self_attn(h, h, self_allowed))
         if self.cross_attn is not None:
-            x = x + self.drop(self.cross_attn(self.norm2(x), mem, mem_allowed, None if cache is None else cache.setdefault("cross", {})))
+            x = x + self.drop(self.cross_attn(self.norm2(x), mem, mem_allowed))
         return x + self.drop(self.ffn(self.norm3(x)))
 
 
@@ -85,6 +78,61 @@ def _prefix_allowed(n_old: int, n_new: int, device) -> torch.Tensor:
     return (torch.arange(n_old + n_new, device=device)[None, :] <= q[:, None])[None]
 
 
+def _cached_attention(attn: "Attention", x: torch.Tensor, mem: torch.Tensor, mem_lengths: List[int],
+                      allowed: torch.Tensor, caches: List[dict]) -> torch.Tensor:
+    """Streaming attention for a batch of streams with caches of unequal length: x (B, Tq, D)
+    padded queries, mem (B, Tm, D) padded new memory of ``mem_lengths`` valid entries each,
+    allowed (B, Tq, Tk) over each stream's cached + new keys (padding: False). Each stream's
+    cache grows by its new keys and values only."""
+    B, Tq, D = x.shape
+    h = attn.heads
+    q = attn.q(x).view(B, Tq, h, D // h).transpose(1, 2)
+    k, v = attn.kv(mem).view(B, mem.size(1), 2, h, D // h).permute(2, 0, 3, 1, 4)
+    keys, values = [], []
+    for b, cache in enumerate(caches):
+        kb, vb = k[b : b + 1, :, : mem_lengths[b]], v[b : b + 1, :, : mem_lengths[b]]
+        if "k" in cache:
+            kb, vb = torch.cat([cache["k"], kb], dim=2), torch.cat([cache["v"], vb], dim=2)
+        cache["k"], cache["v"] = kb, vb
+        keys.append(kb)
+        values.append(vb)
+    Tk = allowed.size(-1)
+    if B == 1:
+        K, V = keys[0], values[0]
+    else:
+        K, V = k.new_zeros(B, h, Tk, D // h), v.new_zeros(B, h, Tk, D // h)
+        for b in range(B):
+            K[b, :, : keys[b].size(2)] = keys[b][0]
+            V[b, :, : values[b].size(2)] = values[b][0]
+    y = F.scaled_dot_product_attention(q, K, V, attn_mask=allowed.unsqueeze(1))
+    return attn.out(y.transpose(1, 2).reshape(B, Tq, D))
+
+
+def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int) -> torch.Tensor:
+    """(B, max n_new*r_q, max (n_old+n_new)*r_k): query slot i of stream b (global token
+    n_old[b] + i // r_q) sees key slots of tokens up to its own; padded queries see key 0 only."""
+    B = len(n_old)
+    Tq = max(n_new) * r_q
+    Tk = max(o + n for o, n in zip(n_old, n_new)) * r_k
+    out = torch.zeros(B, Tq, Tk, dtype=torch.bool)
+    for b in range(B):
+        if r_q == r_k:  # self-attention: slot by slot
+            out[b, : n_new[b] * r_q, : (n_old[b] + n_new[b]) * r_k] = _prefix_allowed(n_old[b] * r_q, n_new[b] * r_q, "cpu")[0]
+        else:  # unit slots over text tokens (r_k == 1)
+            tok = n_old[b] + torch.arange(n_new[b] * r_q) // r_q
+            out[b, : n_new[b] * r_q, : n_old[b] + n_new[b]] = torch.arange(n_old[b] + n_new[b])[None, :] <= tok[:, None]
+        out[b, n_new[b] * r_q :, 0] = True
+    return out
+
+
+def _pad_rows(rows: List[torch.Tensor]) -> torch.Tensor:
+    """(n_b, D) tensors -> (B, max n_b, D), zero-padded."""
+    out = rows[0].new_zeros(len(rows), max(r.size(0) for r in rows), rows[0].size(-1))
+    for b, r in enumerate(rows):
+        out[b, : r.size(0)] = r
+    return out
+
+
 class T2UEncoder(nn.Module):
     def __init__(self, in_dim: int, dim: int, layers: int, heads: int, ffn: int, dropout: float):
         super().__init__()
@@ -101,14 +149,24 @@ class T2UEncoder(nn.Module):
 
     def step(self, new_states: torch.Tensor, cache: dict) -> torch.Tensor:
         """Streaming: (1, n, D_in) states of newly committed tokens -> (1, n, D)."""
-        x = self.proj(new_states)
-        n_old = cache.get("n", 0)
-        allowed = _prefix_allowed(n_old, x.size(1), x.device)
-        layers = cache.setdefault("layers", [{} for _ in self.layers])
-        for layer, c in zip(self.layers, layers):
-            x = layer(x, allowed, cache=c)
-        cache["n"] = n_old + x.size(1)
-        return self.norm(x)
+        return self.step_many([new_states[0]], [cache])[0][None]
+
+    def step_many(self, new_states: List[torch.Tensor], caches: List[dict]) -> List[torch.Tensor]:
+        """Streaming, many streams at once: per stream (n_b, D_in) states of its newly committed
+        tokens and its cache -> (n_b, D)."""
+        n_new = [t.size(0) for t in new_states]
+        n_old = [c.get("n", 0) for c in caches]
+        x = self.proj(_pad_rows(new_states))
+        allowed = _stream_masks(n_old, n_new, 1, 1)
+        per_layer = [c.setdefault("layers", [{} for _ in self.layers]) for c in caches]
+        for i, layer in enumerate(self.layers):
+            h = layer.norm1(x)
+            x = x + _cached_attention(layer.self_attn, h, h, n_new, allowed, [p[i].setdefault("self", {}) for p in per_layer])
+            x = x + layer.ffn(layer.norm3(x))
+        for c, n in zip(caches, n_new):
+            c["n"] = c.get("n", 0) + n
+        x = self.norm(x)
+        return [x[b, : n_new[b]] for b in range(len(caches))]
 
 
 class CTCUnitDecoder(nn.Module):
@@ -141,15 +199,28 @@ class CTCUnitDecoder(nn.Module):
     def step(self, new_text: torch.Tensor, cache: dict) -> torch.Tensor:
         """Streaming: T2U states of newly committed tokens (1, n, D) -> unit logits (n*r, V) for
         their slots. Equal to the corresponding rows of :meth:`forward` on the whole text."""
+        return self.step_many([new_text[0]], [cache])[0]
+
+    def step_many(self, new_text: List[torch.Tensor], caches: List[dict]) -> List[torch.Tensor]:
+        """Streaming, many streams at once: per stream (n_b, D) T2U states of its newly committed
+        tokens and its cache -> (n_b * r, V) unit logits."""
         r = self.upsample
-        n_new = new_text.size(1)
-        n_old = cache.get("n", 0)
-        x = new_text.repeat_interleave(r, dim=1) + self.slot_embed.weight.repeat(n_new, 1)[None]
-        allowed = _prefix_allowed(n_old * r, n_new * r, x.device)
-        token_of_slot = n_old + torch.arange(n_new * r, device=x.device) // r
-        mem_allowed = (torch.arange(n_old + n_new, device=x.device)[None, :] <= token_of_slot[:, None])[None]
-        layers = cache.setdefault("layers", [{} for _ in self.layers])
-        for layer, c in zip(self.layers, layers):
-            x = layer(x, allowed, new_text, mem_allowed, cache=c)
-        cache["n"] = n_old + n_new
-        return self.out(self.norm(x))[0]
+        n_new = [t.size(0) for t in new_text]
+        n_old = [c.get("n", 0) for c in caches]
+        slots = [t.repeat_interleave(r, dim=0) + self.slot_embed.weight.repeat(t.size(0), 1) for t in new_text]
+        x = _pad_rows(slots)
+        text = _pad_rows(new_text)
+        self_allowed = _stream_masks(n_old, n_new, r, r)
+        mem_allowed = _stream_masks(n_old, n_new, r, 1)
+        per_layer = [c.setdefault("layers", [{} for _ in self.layers]) for c in caches]
+        for i, layer in enumerate(self.layers):
+            h = layer.norm1(x)
+            x = x + _cached_attention(layer.self_attn, h, h, [n * r for n in n_new], self_allowed,
+                                      [p[i].setdefault("self", {}) for p in per_layer])
+            x = x + _cached_attention(layer.cross_attn, layer.norm2(x), text, n_new, mem_allowed,
+                                      [p[i].setdefault("cross", {}) for p in per_layer])
+            x = x + layer.ffn(layer.norm3(x))
+        for c, n in zip(caches, n_new):
+            c["n"] = c.get("n", 0) + n
+        logits = self.out(self.norm(x))
+        return [logits[b, : n_new[b] * r] for b in range(len(caches))]

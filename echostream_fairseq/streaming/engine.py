@@ -39,7 +39,7 @@ import logging
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -51,8 +51,8 @@ from ..models.encoder import REDUCTION
 from ..tasks.echostream_s2st import DEFAULT_LENGTH_BOUND, LengthBound
 from ..vocoder import UnitVocoder
 from . import policy as decisions
-from .mt_decoder import IncrementalMTDecoder
-from .vocoder_sync import VocoderStream
+from .mt_decoder import IncrementalMTDecoder, step_batch
+from .vocoder_sync import VocoderStream, push_many
 
 logger = logging.getLogger(__name__)
 WORD_START = "\u2581"
@@ -278,23 +278,23 @@ class StreamingSession:
         self._fbank0 = self.count.fbank_frames  # where the sentence starts
 
     # ------------------------------------------------------------------ encoder side
-    def _ctc_extend(self, proj, dictionary, frames, prefix, positions, prev_attr) -> None:
-        if proj is None:
-            return
-        ids = proj(frames).argmax(-1).tolist()
-        first = self.count.encoder_frames - frames.size(0)
+    def _ingest(self, samples) -> torch.Tensor:
+        """New 16 kHz samples -> normalised fbank frames (silence tracked, counted)."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.count.samples += samples.size
+        if self.policy.pause_ms is not None:
+            self._track_silence(samples)
+        feats = self.front.accept(samples)
+        self.count.fbank_frames += feats.shape[0]
+        return torch.from_numpy(feats)
+
+    def _ctc_extend(self, ids: List[int], n_frames: int, dictionary, prefix, positions, prev_attr) -> None:
+        """Extend a greedy CTC prefix with the argmax ``ids`` of the newest ``n_frames`` frames."""
+        first = self.count.encoder_frames - n_frames
         for tok, off in ctc_spikes(ids, ctc_blank(dictionary), getattr(self, prev_attr)):
             prefix.append(tok)
             positions.append(first + off)
         setattr(self, prev_attr, ids[-1])
-
-    def _accept_frames(self, new: torch.Tensor) -> None:
-        if new.numel() == 0:
-            return
-        self.count.encoder_frames += new.size(0)
-        self._ctc_extend(self.m.asr_ctc_proj, self.m.asr_dict, new, self.asr, self.asr_frames, "_asr_prev")
-        self._ctc_extend(self.m.st_ctc_proj, self.m.st_dict, new, self.st, self.st_frames, "_st_prev")
-        self.mt.extend(new)
 
     def _track_silence(self, samples: np.ndarray) -> None:
         """Length (ms) of the silence at the end of what was heard, in 10 ms blocks."""
@@ -329,37 +329,45 @@ class StreamingSession:
         self.gate = decisions.open_gate(self.gate, len(self.asr), len(self.st), p.lag_k, p.stride_n, p.whole_word,
                                      asr_head=self.m.asr_ctc_proj is not None)
 
-    def _decode(self) -> None:
-        eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
+    def _decode_begin(self) -> bool:
+        """Whether the MT decoder may run at all in this step."""
         if self.mt.n_frames == 0:  # nothing heard (yet): nothing to translate
             self.mt_done = self.finished
-            return
+            return False
         if self.count.sentences and self.finished and not any(c.isalnum() for c in self._current_transcript()):
             self.mt_done = True  # nothing but silence (or stray punctuation) after the last closed sentence
-            return
-        while not self.mt_done and len(self.committed) < self.allowed:
-            snapshot = self.mt.snapshot()
-            lprobs, state = self.mt.step(self.committed)
-            self.count.mt_steps += 1
-            lprobs[pad] = -float("inf")
-            if not self.committed:
-                lprobs[eos] = -float("inf")  # at least one token, as offline decoding
-            for t in repeat_blocked(self.committed, self._word_start):
-                lprobs[t] = -float("inf")  # no loops: a third copy of a word or phrase in a row
-            nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
-            if nxt == eos and not (self.finished or self._closing):
-                self.mt.rollback(snapshot)  # stop decision: decode this position again later
-                self.count.stop_decisions += 1
-                return
-            if self.committed:
-                self.text_states.append(state)  # the state whose input is the last committed token
-            if nxt == eos:
-                self.mt_done = True
-            else:
-                self.committed.append(nxt)
+            return False
+        return True
+
+    def _wants_step(self) -> bool:
+        return not self.mt_done and len(self.committed) < self.allowed
+
+    def _take_step(self, snapshot, lprobs: torch.Tensor, state: torch.Tensor) -> bool:
+        """Decide on one decoder step's output; False: a stop decision (no more steps now)."""
+        eos, pad = self.m.mt_dict.eos(), self.m.mt_dict.pad()
+        self.count.mt_steps += 1
+        lprobs[pad] = -float("inf")
+        if not self.committed:
+            lprobs[eos] = -float("inf")  # at least one token, as offline decoding
+        for t in repeat_blocked(self.committed, self._word_start):
+            lprobs[t] = -float("inf")  # no loops: a third copy of a word or phrase in a row
+        nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
+        if nxt == eos and not (self.finished or self._closing):
+            self.mt.rollback(snapshot)  # stop decision: decode this position again later
+            self.count.stop_decisions += 1
+            return False
+        if self.committed:
+            self.text_states.append(state)  # the state whose input is the last committed token
+        if nxt == eos:
+            self.mt_done = True
+        else:
+            self.committed.append(nxt)
+        return True
 
     # ------------------------------------------------------------------ emission
-    def _emit(self) -> StepOutput:
+    def _emit_begin(self) -> Tuple[StepOutput, Optional[torch.Tensor]]:
+        """The words that may be emitted now, and the decoder states (n, D) of their tokens for
+        the unit decoder (None: nothing new)."""
         out = StepOutput()
         ready = len(self.text_states)  # committed[:ready] have final decoder states
         upto = ready
@@ -368,23 +376,25 @@ class StreamingSession:
             upto = decisions.whole_word_end(lambda i: self.m.mt_dict[self.committed[i]].startswith(WORD_START),
                                             len(self.committed), ready, self.emitted)
         if upto <= self.emitted:
-            return out
+            return out, None
         new_tokens = self.committed[self.emitted : upto]
-        states = torch.stack(self.text_states[self.emitted : upto])[None]
+        states = torch.stack(self.text_states[self.emitted : upto])
         self.emitted = upto
         # the last emitted word is complete when the next committed token starts a new word
         # or nothing follows it
         ends_word = (self.mt_done and upto == len(self.committed)) or (
             upto < len(self.committed) and self.m.mt_dict[self.committed[upto]].startswith(WORD_START))
         out.words = self._words(new_tokens, ends_word)
-        logits = self.m.unit_decoder.step(self.m.t2u_encoder.step(states, self.t2u_cache), self.unit_cache)
-        self.count.unit_decoder_tokens += len(new_tokens)
+        return out, states
+
+    def _emit_end(self, out: StepOutput, logits: torch.Tensor, n_tokens: int) -> None:
+        """The units of the unit decoder's ``logits`` for ``n_tokens`` newly emitted tokens."""
+        self.count.unit_decoder_tokens += n_tokens
         ids = logits.argmax(-1).tolist()
         new_units = unit_ids(self.res.unit_dict, ctc_collapse(ids, ctc_blank(self.res.unit_dict), self._unit_prev))
         self._unit_prev = ids[-1]
         self.units.extend(new_units)
         out.units = new_units
-        return out
 
     def _words(self, tokens: List[int], ends_word: bool) -> List[str]:
         """Text of newly emitted tokens as whole words; a word's pieces wait until it is complete."""
@@ -401,33 +411,13 @@ class StreamingSession:
         return words
 
     # ------------------------------------------------------------------ API
-    @torch.no_grad()
     def step(self, samples) -> StepOutput:
         """Consume new 16 kHz samples (float in [-1, 1]); return what is new."""
-        if self.finished:
-            raise RuntimeError("step() after finish()")
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.count.samples += samples.size
-        if self.policy.pause_ms is not None:
-            self._track_silence(samples)
-        feats = self.front.accept(samples)
-        self.count.fbank_frames += feats.shape[0]
-        asr_before = len(self.asr)
-        self._accept_frames(self.m.encoder.streaming_step(torch.from_numpy(feats), self.enc_state))
-        return self._respond(self.asr[asr_before:])
+        return step_many([(self, samples)])[0]
 
-    @torch.no_grad()
     def finish(self) -> StepOutput:
         """End of the source: flush encoder, translation, units and speech."""
-        if self.finished:
-            raise RuntimeError("finish() called twice")
-        asr_before = len(self.asr)
-        self._accept_frames(self.m.encoder.streaming_finish(self.enc_state))
-        self.finished = True
-        out = self._respond(self.asr[asr_before:])
-        out.finished = True
-        self._final_mark = self.punct.close() if self.punct is not None else punct.MARKS.index(".")
-        return out
+        return finish_many([self])[0]
 
     def _is_mark(self, token: int) -> bool:
         return punct.piece_mark(self.m.asr_dict[token]) is not None
@@ -451,24 +441,20 @@ class StreamingSession:
 
     def _advance(self, out: StepOutput) -> None:
         """Translate what the policy allows and emit it (text, units, speech) into ``out``."""
-        if not self.translate:
-            return
-        self._update_allowance()
-        self._decode()
-        more = self._emit()
-        out.words += more.words
-        out.units += more.units
-        if self.vocoder is not None:
-            out.pcm = np.concatenate([out.pcm, self.vocoder.push(more.units, final=self.finished or self._closing)])
+        _advance_many([self], [out])
 
-    def _respond(self, new_asr: List[int]) -> StepOutput:
+    def _heard(self, new_asr: List[int]) -> Tuple[StepOutput, list]:
+        """The output's transcript part, and the sentence ends the punctuation model decided."""
         out = StepOutput()
         out.asr = "".join(self.m.asr_dict[t] for t in new_asr).replace(WORD_START, " ") if self.m.asr_dict else ""
         decided = []
         if self.punct is not None and new_asr:
             base = self._asr_base + len(self.asr) - len(new_asr)
             decided = self.punct.push([(t, base + i) for i, t in enumerate(new_asr)])
-        self._advance(out)
+        return out, decided
+
+    def _boundaries(self, out: StepOutput, decided: list) -> None:
+        """Close every sentence that ended (learned or at a pause) and go on with the next."""
         while not self.finished:
             b, trigger = self._learned_boundary(decided), "learned"
             if b is None:
@@ -477,7 +463,6 @@ class StreamingSession:
                 break
             self._close_sentence(out, *b, trigger=trigger)
             self._advance(out)  # the next sentence may already have enough to translate
-        return out
 
     def _close_sentence(self, out: StepOutput, split: int, cut: int, mark: Optional[int], trigger: str) -> None:
         """Close the sentence made of asr[:split] and the frames before ``cut`` (stream-wide
@@ -545,3 +530,158 @@ class StreamingSession:
             src.append(self._current_transcript())
             tgt.append(self._current_translation())
         return " ".join(x for x in src if x), " ".join(x for x in tgt if x)
+
+
+# ---------------------------------------------------------------------- many sessions at once
+# A step of several sessions runs each model stage once for all of them: the encoder's
+# segments, the CTC heads, every MT decoder position, T2U + unit decoder and the vocoder. What
+# each session decides (gating, whole words, boundaries) stays its own; one session stepped
+# alone is the batch of one, so alone and together give the same output.
+
+
+def _by_resources(sessions: Sequence[StreamingSession], fn: Callable[[List[StreamingSession]], list]) -> list:
+    """``fn`` on the sessions of each shared model (Resources) in turn; results in input order."""
+    groups: Dict[int, List[int]] = {}
+    for i, s in enumerate(sessions):
+        groups.setdefault(id(s.res), []).append(i)
+    out = [None] * len(sessions)
+    for idx in groups.values():
+        for i, r in zip(idx, fn([sessions[i] for i in idx])):
+            out[i] = r
+    return out
+
+
+def _accept_frames(sessions: Sequence[StreamingSession], news: Sequence[torch.Tensor]) -> None:
+    """New encoder frames: CTC heads over all sessions' frames at once, then each session's
+    greedy prefixes and MT frames."""
+    live = [(s, f) for s, f in zip(sessions, news) if f.numel()]
+    if not live:
+        return
+    for s, f in live:
+        s.count.encoder_frames += f.size(0)
+        s.mt.extend(f)
+    m = live[0][0].m
+    frames = torch.cat([f for _, f in live]) if len(live) > 1 else live[0][1]
+    sizes = [f.size(0) for _, f in live]
+    for proj, dictionary, tokens, positions, prev in ((m.asr_ctc_proj, m.asr_dict, "asr", "asr_frames", "_asr_prev"),
+                                                      (m.st_ctc_proj, m.st_dict, "st", "st_frames", "_st_prev")):
+        if proj is None:
+            continue
+        ids = proj(frames).argmax(-1).tolist()
+        start = 0
+        for (s, _), n in zip(live, sizes):
+            s._ctc_extend(ids[start:start + n], n, dictionary, getattr(s, tokens), getattr(s, positions), prev)
+            start += n
+
+
+def _decode(sessions: Sequence[StreamingSession]) -> None:
+    """MT decoding as far as each session's gate allows: one batched decoder position per round
+    for every session that still decodes."""
+    live = [s for s in sessions if s._decode_begin()]
+    while True:
+        live = [s for s in live if s._wants_step()]
+        if not live:
+            return
+        snaps = [s.mt.snapshot() for s in live]
+        results = step_batch([s.mt for s in live], [s.committed for s in live])
+        live = [s for s, snap, (lprobs, state) in zip(live, snaps, results) if s._take_step(snap, lprobs, state)]
+
+
+def _emit(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
+    """Words the policy lets out, and their units: T2U and unit decoder batched."""
+    outs, todo = [], []
+    for s in sessions:
+        out, states = s._emit_begin()
+        outs.append(out)
+        if states is not None:
+            todo.append((s, out, states))
+    if todo:
+        m = todo[0][0].m
+        t2u = m.t2u_encoder.step_many([st for _, _, st in todo], [s.t2u_cache for s, _, _ in todo])
+        logits = m.unit_decoder.step_many(t2u, [s.unit_cache for s, _, _ in todo])
+        for (s, out, states), lg in zip(todo, logits):
+            s._emit_end(out, lg, states.size(0))
+    return outs
+
+
+def _advance_group(sessions: List[StreamingSession], outs: List[StepOutput]) -> list:
+    pairs = [(s, o) for s, o in zip(sessions, outs) if s.translate]
+    for s, _ in pairs:
+        s._update_allowance()
+    _decode([s for s, _ in pairs])
+    more = _emit([s for s, _ in pairs])
+    for (s, o), mo in zip(pairs, more):
+        o.words += mo.words
+        o.units += mo.units
+    speech = [(s, o, mo) for (s, o), mo in zip(pairs, more) if s.vocoder is not None]
+    if speech:
+        pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
+                        [s.finished or s._closing for s, _, _ in speech])
+        for (s, o, _), p in zip(speech, pcm):
+            o.pcm = np.concatenate([o.pcm, p])
+    return outs
+
+
+def _advance_many(sessions: Sequence[StreamingSession], outs: Sequence[StepOutput]) -> None:
+    index = {id(s): o for s, o in zip(sessions, outs)}
+    _by_resources(sessions, lambda group: _advance_group(group, [index[id(s)] for s in group]))
+
+
+def _respond(sessions: Sequence[StreamingSession], asr_before: Sequence[int]) -> List[StepOutput]:
+    heard = [s._heard(s.asr[n:]) for s, n in zip(sessions, asr_before)]
+    outs = [out for out, _ in heard]
+    _advance_many(sessions, outs)
+    for s, (out, decided) in zip(sessions, heard):
+        s._boundaries(out, decided)
+    return outs
+
+
+def _check_distinct(sessions: Sequence[StreamingSession]) -> None:
+    if len({id(s) for s in sessions}) != len(sessions):
+        raise ValueError("a session appears twice in one batched step")
+
+
+@torch.no_grad()
+def step_many(items: Sequence[Tuple[StreamingSession, np.ndarray]]) -> List[StepOutput]:
+    """Step several sessions, each with its new 16 kHz samples, in one batched forward per model
+    stage. Returns each session's output: exactly what ``session.step(samples)`` returns alone
+    (PCM up to float rounding)."""
+    sessions = [s for s, _ in items]
+    _check_distinct(sessions)
+    for s in sessions:
+        if s.finished:
+            raise RuntimeError("step() after finish()")
+    feats = {id(s): s._ingest(x) for s, x in items}
+    asr_before = [len(s.asr) for s in sessions]
+
+    def encode(group):
+        news = group[0].m.encoder.streaming_step_many([feats[id(s)] for s in group], [s.enc_state for s in group])
+        _accept_frames(group, news)
+        return news
+
+    _by_resources(sessions, encode)
+    return _respond(sessions, asr_before)
+
+
+@torch.no_grad()
+def finish_many(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
+    """``finish()`` for several sessions at once (end of each one's source)."""
+    _check_distinct(sessions)
+    for s in sessions:
+        if s.finished:
+            raise RuntimeError("finish() called twice")
+    asr_before = [len(s.asr) for s in sessions]
+
+    def encode(group):
+        news = group[0].m.encoder.streaming_finish_many([s.enc_state for s in group])
+        _accept_frames(group, news)
+        return news
+
+    _by_resources(sessions, encode)
+    for s in sessions:
+        s.finished = True
+    outs = _respond(sessions, asr_before)
+    for s, out in zip(sessions, outs):
+        out.finished = True
+        s._final_mark = s.punct.close() if s.punct is not None else punct.MARKS.index(".")
+    return outs

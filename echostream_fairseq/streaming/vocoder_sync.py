@@ -10,7 +10,7 @@ repeated sample), and its length is the sum of durations times the hop.
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 import torch
@@ -53,36 +53,43 @@ class VocoderStream:
         self.frames_emitted = 0
         self.samples_emitted = 0
 
-    @torch.no_grad()
     def push(self, units: List[int], final: bool = False) -> np.ndarray:
-        self.units.extend(int(u) for u in units)
-        self._finalise_durations(final)
-        return self._emit(final)
+        return push_many([self], [units], [final])[0]
 
-    def _finalise_durations(self, final: bool) -> None:
+    def _duration_window(self, final: bool):
+        """(units window, first new, last new) whose durations become final, or None."""
         n_known, n_final = len(self.units), len(self.durations)
         upto = n_known if final else n_known - DUR_CONTEXT
         if upto <= n_final:
-            return
+            return None
         lo = max(0, n_final - DUR_CONTEXT)
         hi = n_known if final else upto + DUR_CONTEXT
-        window = torch.tensor(self.units[lo:hi], dtype=torch.long)
-        dur = self.vocoder.durations(window)[n_final - lo : upto - lo].tolist()
-        self.durations.extend(dur)
-        for u, d in zip(self.units[n_final:upto], dur):
-            self.frames.extend([u] * d)
+        return torch.tensor(self.units[lo:hi], dtype=torch.long), n_final - lo, upto - lo
 
-    def _emit(self, final: bool) -> np.ndarray:
+    def _take_durations(self, window, dur: torch.Tensor) -> None:
+        _, a, b = window
+        n_final = len(self.durations)
+        d = dur[a:b].tolist()
+        self.durations.extend(d)
+        for u, k in zip(self.units[n_final : n_final + len(d)], d):
+            self.frames.extend([u] * k)
+
+    def _frame_window(self, final: bool):
+        """(codes, first sample, last sample, end frame) of the frames whose samples become
+        final, with the generator context each side, or None."""
         total = self.frame_offset + len(self.frames)
         end = total if final else total - self.ctx
         start = self.frames_emitted
         if end <= start:
-            return np.zeros(0, dtype=np.float32)
+            return None
         lo = max(self.frame_offset, start - self.ctx)
         hi = total if final else min(total, end + self.ctx)
         codes = torch.tensor(self.frames[lo - self.frame_offset : hi - self.frame_offset], dtype=torch.long)
-        wav = self.vocoder.model.model(code=codes.view(1, -1)).view(-1)
-        out = wav[(start - lo) * self.hop : (end - lo) * self.hop].numpy().astype(np.float32)
+        return codes, (start - lo) * self.hop, (end - lo) * self.hop, end
+
+    def _take_samples(self, window, wav: torch.Tensor) -> np.ndarray:
+        _, a, b, end = window
+        out = wav[a:b].numpy().astype(np.float32)
         self.frames_emitted = end
         self.samples_emitted += out.size
         # keep only the left context the next window needs
@@ -90,3 +97,25 @@ class VocoderStream:
         del self.frames[: keep_from - self.frame_offset]
         self.frame_offset = keep_from
         return out
+
+
+@torch.no_grad()
+def push_many(streams: Sequence[VocoderStream], units: Sequence[List[int]], finals: Sequence[bool]) -> List[np.ndarray]:
+    """Push new units into several streams over the same vocoder: one batched duration
+    forward and one batched generator forward for all of them. Returns each stream's new
+    samples (what ``push`` would return for it alone)."""
+    for s, u in zip(streams, units):
+        s.units.extend(int(x) for x in u)
+    vocoder = streams[0].vocoder if streams else None
+    windows = [(s, s._duration_window(f)) for s, f in zip(streams, finals)]
+    windows = [(s, w) for s, w in windows if w is not None]
+    if windows:
+        for (s, w), dur in zip(windows, vocoder.durations_many([w[0] for _, w in windows])):
+            s._take_durations(w, dur)
+    out = [np.zeros(0, dtype=np.float32) for _ in streams]
+    windows = [(i, s._frame_window(f)) for i, (s, f) in enumerate(zip(streams, finals))]
+    windows = [(i, w) for i, w in windows if w is not None]
+    if windows:
+        for (i, w), wav in zip(windows, vocoder.generate_many([w[0] for _, w in windows])):
+            out[i] = streams[i]._take_samples(w, wav)
+    return out

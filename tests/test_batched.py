@@ -1,0 +1,124 @@
+"""Sessions stepped as a batch give exactly what each gives alone: same transcript, words and
+units, PCM within float rounding, whatever chunk each joins and leaves at."""
+import numpy as np
+import pytest
+import torch
+
+from echostream_fairseq import assets, features
+from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, finish_many, load_resources, step_many
+from echostream_fairseq.streaming.feeder import SegmentFeeder
+from echostream_fairseq.streaming.mt_decoder import IncrementalMTDecoder, step_batch
+
+ROOT = assets.REPO_ASSETS
+POLICY = PolicyConfig(pause_ms=PolicyConfig.FLAG_PAUSE_MS, punct_delay=PolicyConfig.FLAG_PUNCT_DELAY)
+
+
+@pytest.fixture(scope="module")
+def res():
+    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt")
+
+
+@pytest.fixture(scope="module")
+def sources():
+    """The five bundled examples, and two of them joined by a second of silence (a sentence
+    boundary inside one stream)."""
+    wavs = [features.read_audio(ex["src_audio"]) for ex in assets.read_examples(ROOT)]
+    two = np.concatenate([wavs[0], np.zeros(features.SAMPLE_RATE, dtype=np.float32), wavs[1]])
+    return wavs + [two]
+
+
+def _chunks(wav, segment_ms=320):
+    f = SegmentFeeder(segment_ms)
+    return f.push(wav) + f.flush()
+
+
+def _solo(res, wav, speech=True):
+    s = StreamingSession(res, POLICY, speech=speech)
+    outs = [s.step(c) for c in _chunks(wav)] + [s.finish()]
+    return s, outs
+
+
+def _same(a, b, what):
+    assert a.asr == b.asr and a.words == b.words and a.units == b.units and a.sentences == b.sentences, what
+    assert a.pcm.shape == b.pcm.shape, what
+    if a.pcm.size:
+        assert np.abs(a.pcm - b.pcm).max() < 1e-4, what
+
+
+@pytest.mark.slow
+def test_batched_sessions_equal_each_session_alone(res, sources):
+    # session i joins at chunk 2 * i; each leaves when its source ends (different chunks)
+    starts = [2 * i for i in range(len(sources))]
+    chunks = [_chunks(w) for w in sources]
+    solo = [_solo(res, w) for w in sources]
+    sessions = [StreamingSession(res, POLICY) for _ in sources]
+    outs = [[] for _ in sources]
+    tick, batch_sizes = 0, []
+    while any(len(o) < len(c) + 1 for o, c in zip(outs, chunks)):
+        items, ending = [], []
+        for i, s in enumerate(sessions):
+            k = tick - starts[i]
+            if 0 <= k < len(chunks[i]):
+                items.append((i, chunks[i][k]))
+            elif k == len(chunks[i]):
+                ending.append(i)
+        if items:
+            for (i, _), out in zip(items, step_many([(sessions[i], c) for i, c in items])):
+                outs[i].append(out)
+        if ending:
+            for i, out in zip(ending, finish_many([sessions[i] for i in ending])):
+                outs[i].append(out)
+        batch_sizes.append(len(items) + len(ending))
+        tick += 1
+    assert max(batch_sizes) >= 4  # the batches really held several sessions
+    for i, ((s_alone, alone), together) in enumerate(zip(solo, outs)):
+        assert len(alone) == len(together)
+        for k, (a, b) in enumerate(zip(alone, together)):
+            _same(a, b, f"session {i}, output {k}")
+        assert sessions[i].translation == s_alone.translation and sessions[i].units == s_alone.units
+        assert sessions[i].recomposed() == s_alone.recomposed()
+    assert solo[-1][0].count.sentences >= 1  # the joined stream was cut at its pause
+    assert all(s.translation for s, _ in solo)
+
+
+@pytest.mark.slow
+def test_text_only_and_speech_sessions_batch_together(res, sources):
+    a, b = sources[0], sources[2]
+    ref_a, ref_b = _solo(res, a, speech=False), _solo(res, b)
+    sa, sb = StreamingSession(res, POLICY, speech=False), StreamingSession(res, POLICY)
+    ca, cb = _chunks(a), _chunks(b)
+    got_a, got_b = [], []
+    for k in range(max(len(ca), len(cb))):
+        items = [(s, c[k]) for s, c in ((sa, ca), (sb, cb)) if k < len(c)]
+        for (s, _), o in zip(items, step_many(items)):
+            (got_a if s is sa else got_b).append(o)
+    for s, got in zip(finish_many([sa, sb]), (got_a, got_b)):
+        got.append(s)
+    for (_, ref), got in ((ref_a, got_a), (ref_b, got_b)):
+        for x, y in zip(ref, got):
+            _same(x, y, "mixed batch")
+    assert not any(o.pcm.size for o in got_a) and any(o.pcm.size for o in got_b)
+
+
+def test_a_session_twice_in_one_batch_is_refused(res):
+    s = StreamingSession(res, POLICY)
+    with pytest.raises(ValueError, match="twice"):
+        step_many([(s, np.zeros(160, np.float32)), (s, np.zeros(160, np.float32))])
+
+
+def test_mt_decoder_batch_pads_unequal_caches(res):
+    """Decoders with different frame counts and prefix lengths, stepped together, equal each
+    stepped alone (the padding is masked)."""
+    torch.manual_seed(0)
+    m = res.model
+    frames = [torch.randn(n, m.encoder.embed_dim) for n in (3, 11, 7)]
+    alone = [IncrementalMTDecoder(m, f) for f in frames]
+    together = [IncrementalMTDecoder(m, f) for f in frames]
+    prefixes = [[], [], []]
+    for t in range(6):
+        active = [b for b in range(3) if t >= b]  # decoder b starts at step b
+        ref = [alone[b].step(prefixes[b]) for b in active]
+        got = step_batch([together[b] for b in active], [prefixes[b] for b in active])
+        for b, (lr, sr), (lg, sg) in zip(active, ref, got):
+            assert torch.allclose(lr, lg, atol=1e-5) and torch.allclose(sr, sg, atol=1e-5)
+            prefixes[b] = prefixes[b] + [int(lr.argmax())]
