@@ -1,12 +1,16 @@
-"""How many concurrent real-time streams the server sustains on this machine.
+"""How many concurrent real-time streams the server sustains on this machine, with each session
+stepped alone and with the sessions stepped together as one batch.
 
-Starts a real ``echostream-serve`` (default: the shipped model) and, for n = 1, 2, ... clients at
-once, streams the bundled examples laid end to end (--seconds of speech per client) at the speed
-of speech. Per stream: the engine's compute time over the audio time (real-time factor; the
-``compute_ms`` the server reports) and the finish lag (wall time from the last frame sent to the
-``done`` message). n is sustained when every stream's RTF is below 1 and its finish lag below
---max-lag-ms. Prints a table; the last line is ``realtime_streams <n> rtf_at_n=<x.xx>`` (the
-largest sustained n and the worst RTF at that n).
+For each mode it starts a real ``echostream-serve`` (default: the shipped model; per session:
+``--max-batch 1``, each session in its own thread with one torch thread; batched: ``--max-batch`` = the stream count,
+--batched-workers batches in parallel with --threads torch threads each) and streams the bundled examples laid end to end (--seconds of speech per client)
+from n clients at once at the speed of speech. Per stream: the engine's compute time over the
+audio time (real-time factor, from the ``compute_ms`` the server reports: the time each chunk
+waited for and spent in the engine) and the finish lag (wall time from the last frame sent to
+``done``). n is sustained when every stream's RTF is at most --rtf (and, if given, its finish lag
+below --max-lag-ms); n doubles until it fails, then a bisection finds the largest sustained n. Prints a
+table per mode; the last line is exactly
+``realtime_streams per_session=<n> batched=<m> rtf=<--rtf>``.
 """
 from __future__ import annotations
 
@@ -58,28 +62,14 @@ async def one_stream(url: str, wav: np.ndarray, segment_ms: int):
     return compute_ms / (1000 * len(wav) / 16000), lag_ms
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--assets", type=Path, default=assets.REPO_ASSETS)
-    p.add_argument("--max-streams", type=int, default=6)
-    p.add_argument("--seconds", type=float, default=12.0, help="speech per client")
-    p.add_argument("--segment-ms", type=int, default=320)
-    p.add_argument("--threads", type=int, default=1, help="torch threads in the server (default 1: one core per stream)")
-    p.add_argument("--max-lag-ms", type=float, default=1000.0)
-    args = p.parse_args(argv)
-    import logging
-
-    logging.getLogger("websockets").setLevel(logging.WARNING)
-    ex = assets.read_examples(args.assets)
-    wav = np.concatenate([features.read_audio(e["src_audio"]) for e in ex])
-    reps = int(np.ceil(args.seconds * 16000 / len(wav)))
-    wav = np.tile(wav, reps)[: int(args.seconds * 16000)]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def probe(args, wav, mode: str, n: int, port: int):
+    """Serve in ``mode`` and stream n clients at once: (every stream sustained, mean RTF, worst RTF, worst lag)."""
     serve = Path(sys.executable).parent / "echostream-serve"
-    proc = subprocess.Popen([str(serve), "--assets", str(args.assets), "--port", str(port), "--max-sessions", str(args.max_streams),
-                             "--threads", str(args.threads), "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    batch = 1 if mode == "per_session" else max(2, n)
+    proc = subprocess.Popen([str(serve), "--assets", str(args.assets), "--port", str(port), "--max-sessions", str(n),
+                             "--max-batch", str(batch), "--engine-workers", str(args.batched_workers if mode == "batched" else 0), "--max-connections-per-client", str(n + 1), "--max-connections", str(n + 8),
+                             "--threads", str(1 if mode == "per_session" else args.threads), "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         for _ in range(240):
             try:
@@ -88,26 +78,67 @@ def main(argv=None):
             except OSError:
                 time.sleep(0.5)
         url = f"ws://127.0.0.1:{port}/ws"
-        print(f"{args.seconds:g} s of speech per stream, {args.segment_ms} ms segments, server torch threads {args.threads}\n")
-        print("| streams | RTF mean | RTF worst | finish lag worst (ms) | sustained |\n|---|---|---|---|---|")
-        best, rtf_best = 0, float("nan")
-        for n in range(1, args.max_streams + 1):
 
-            async def run_n():
-                return await asyncio.gather(*(one_stream(url, wav, args.segment_ms) for _ in range(n)))
+        async def run_n():
+            return await asyncio.gather(*(one_stream(url, wav, args.segment_ms) for _ in range(n)))
 
-            res = asyncio.run(run_n())
-            rtfs, lags = [r[0] for r in res], [r[1] for r in res]
-            ok = max(rtfs) < 1.0 and max(lags) < args.max_lag_ms
-            print(f"| {n} | {np.mean(rtfs):.2f} | {max(rtfs):.2f} | {max(lags):.0f} | {'yes' if ok else 'no'} |", flush=True)
-            if ok:
-                best, rtf_best = n, max(rtfs)
-            else:
-                break
+        res = asyncio.run(run_n())
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    print(f"realtime_streams {best} rtf_at_n={rtf_best:.2f}")
+    rtfs, lags = [r[0] for r in res], [r[1] for r in res]
+    return max(rtfs) <= args.rtf and max(lags) < args.max_lag_ms, float(np.mean(rtfs)), max(rtfs), max(lags)
+
+
+def most_streams(args, wav, mode: str, port: int) -> int:
+    """The largest n sustained in ``mode``: doubling, then bisection; one table row per probe."""
+    tried = {}
+
+    def ok(n):
+        if n not in tried:
+            good, mean, worst, lag = probe(args, wav, mode, n, port)
+            print(f"| {mode} | {n} | {mean:.2f} | {worst:.2f} | {lag:.0f} | {'yes' if good else 'no'} |", flush=True)
+            tried[n] = good
+        return tried[n]
+
+    lo, hi = 0, 1
+    while hi <= args.max_streams and ok(hi):
+        lo, hi = hi, 2 * hi
+    hi = min(hi, args.max_streams + 1)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+    return lo
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--assets", type=Path, default=assets.REPO_ASSETS)
+    p.add_argument("--max-streams", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=12.0, help="speech per client")
+    p.add_argument("--segment-ms", type=int, default=320)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per batch of the batched server (default 1; per session: 1 per session)")
+    p.add_argument("--batched-workers", type=int, default=2, help="batches stepped in parallel by the batched server (default 2)")
+    p.add_argument("--rtf", type=float, default=0.5, help="the real-time factor every stream must stay under (default 0.5)")
+    p.add_argument("--max-lag-ms", type=float, default=float("inf"), help="also require a finish lag under this (default: no bound)")
+    p.add_argument("--modes", nargs="+", default=["per_session", "batched"], choices=["per_session", "batched"])
+    args = p.parse_args(argv)
+    import logging
+
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+    ex = assets.read_examples(args.assets)
+    wav = np.concatenate([features.read_audio(e["src_audio"]) for e in ex])
+    reps = int(np.ceil(args.seconds * 16000 / len(wav)))
+    wav = np.tile(wav, reps)[: int(args.seconds * 16000)]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    print(f"{args.seconds:g} s of speech per stream, {args.segment_ms} ms segments, batched server: {args.batched_workers} worker(s) x "
+          f"{args.threads} torch thread(s); sustained: every stream RTF <= {args.rtf:g}, finish lag < {args.max_lag_ms:g} ms\n")
+    print("| mode | streams | RTF mean | RTF worst | finish lag worst (ms) | sustained |\n|---|---|---|---|---|---|")
+    best = {mode: most_streams(args, wav, mode, port) for mode in args.modes}
+    print(f"realtime_streams per_session={best.get('per_session', 0)} batched={best.get('batched', 0)} rtf={args.rtf:g}")
 
 
 if __name__ == "__main__":

@@ -122,3 +122,38 @@ def test_mt_decoder_batch_pads_unequal_caches(res):
         for b, (lr, sr), (lg, sg) in zip(active, ref, got):
             assert torch.allclose(lr, lg, atol=1e-5) and torch.allclose(sr, sg, atol=1e-5)
             prefixes[b] = prefixes[b] + [int(lr.argmax())]
+
+
+@pytest.mark.slow
+def test_scheduler_batches_concurrent_sessions_and_keeps_each_result(res, sources):
+    import asyncio
+
+    from echostream_fairseq.streaming.scheduler import BatchScheduler
+
+    wavs = sources[:4]
+    alone = [_solo(res, w, speech=False)[0] for w in wavs]
+    sizes = []
+    sched = BatchScheduler(max_batch=3, on_batch=lambda n, secs: sizes.append(n))
+
+    async def client(wav, delay):
+        await asyncio.sleep(delay)
+        s = StreamingSession(res, POLICY, speech=False)
+        for c in _chunks(wav):
+            await sched.step(s, c)
+        await sched.finish(s)
+        return s
+
+    async def main():
+        s = StreamingSession(res, POLICY, speech=False)
+        first = asyncio.ensure_future(sched.step(s, np.zeros(5120, np.float32)))
+        await asyncio.sleep(0)
+        with pytest.raises(RuntimeError, match="in flight"):
+            await sched.step(s, np.zeros(5120, np.float32))
+        await first
+        return await asyncio.gather(*(client(w, 0.01 * i) for i, w in enumerate(wavs)))
+
+    together = asyncio.run(main())
+    sched.shutdown()
+    assert [s.translation for s in together] == [s.translation for s in alone]
+    assert [s.transcript for s in together] == [s.transcript for s in alone]
+    assert max(sizes) == 3  # batches filled up to max_batch, never over it

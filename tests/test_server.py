@@ -30,6 +30,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def read_metrics(base) -> dict:
+    """The server's /metrics as {(sample name, sorted labels): value}, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
+        text = r.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+
+
 def get(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read())
@@ -176,14 +185,20 @@ def test_four_clients_at_once_get_their_own_results(server, examples):
     async def all_four():
         return await asyncio.gather(*(timed(w) for w in wavs))
 
+    before = read_metrics(base)
     t0 = time.perf_counter()
     runs = asyncio.run(all_four())
     wall = time.perf_counter() - t0
+    after = read_metrics(base)
     for (_, _, done), ref in zip(runs, single):
         assert done["translation"] == ref["translation"] and done["transcript"] == ref["transcript"]
     audio_s = sum(len(w) for w in wavs) / 16000
     assert max(r[0] for r in runs) < min(r[1] for r in runs)  # all four sessions were open at one time
     assert wall < 0.75 * audio_s, (wall, audio_s)  # paced at real time, run one after another they take audio_s
+    # the sessions were stepped together: some engine batches held more than one of them
+    batches = {k: after[("echostream_batch_sessions_" + k, ())] - before.get(("echostream_batch_sessions_" + k, ()), 0)
+               for k in ("count", "sum")}
+    assert batches["sum"] > batches["count"] > 0, batches
     wait_sessions(base, 0)
 
 

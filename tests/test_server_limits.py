@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import websockets
 
-from test_server import get, start_server
+from test_server import get, read_metrics, start_server
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -155,28 +155,18 @@ def test_deeply_nested_json_is_bad_json(server):
         assert msg["code"] == "bad_json" and code == 1008
 
 
-def _metrics(base):
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as r:
-        text = r.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(text) for s in f.samples}
-
-
 def test_metrics_parse_and_move(server):
     from echostream_fairseq import assets, features
     from echostream_fairseq.cli.client import stream
     from echostream_fairseq.prep.corpus import read_list
 
     base, url, _ = server
-    before = _metrics(base)
+    before = read_metrics(base)
     asyncio.run(_first(url, START, headers={}))  # unauthorized
     ex = read_list(assets.REPO_ASSETS / "examples" / "examples.tsv")[0]
     wav = features.read_audio(assets.REPO_ASSETS / "examples" / ex["src_audio"])
     assert asyncio.run(stream(url + f"?token={TOKEN}", wav, 16000, 320))[2]["type"] == "done"
-    after = _metrics(base)
+    after = read_metrics(base)
     key = ("echostream_errors_total", (("code", "unauthorized"),))
     assert after[key] == before.get(key, 0) + 1
     served = ("echostream_sessions_served_total", ())

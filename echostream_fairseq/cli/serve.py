@@ -26,6 +26,11 @@ def main(argv=None):
     g.add_argument("--max-session-wall", type=float, default=1200.0, help="wall-clock seconds per connection (default 1200)")
     g.add_argument("--max-connections", type=int, default=64, help="open WebSockets, started or not (default 64)")
     g.add_argument("--max-connections-per-client", type=int, default=8, help="open WebSockets per client address (default 8)")
+    g.add_argument("--max-batch", type=int, default=16,
+                   help="sessions stepped together, one batched forward per model stage (default 16); 1: every session "
+                        "stepped alone, in parallel threads")
+    g.add_argument("--engine-workers", type=int, default=0,
+                   help="batches stepped in parallel threads (default 0: 1 when batching, --max-sessions with --max-batch 1)")
     a = p.add_argument_group("access")
     a.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web origin (e.g. https://example.org) whose pages may connect besides the server's own; '*' allows any "
@@ -57,7 +62,8 @@ def main(argv=None):
         limits = ServerLimits(args.max_sessions, args.max_session_seconds, args.max_frame_bytes, int(args.segment_ms),
                               idle_before_start_s=args.idle_before_start, idle_between_frames_s=args.idle_between_frames,
                               max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
-                              max_connections_per_client=args.max_connections_per_client)
+                              max_connections_per_client=args.max_connections_per_client, max_batch=args.max_batch,
+                              engine_workers=args.engine_workers)
     except ValueError as e:
         p.error(str(e))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:

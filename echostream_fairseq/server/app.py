@@ -1,8 +1,10 @@
 """FastAPI app: ``GET /`` (web page), ``/health``, ``/config``, ``/protocol``, ``/metrics``
 (Prometheus), ``WS /ws``.
 
-Every connection owns one ``StreamingSession`` over the shared model; engine calls run in a
-thread pool, off the event loop, so a slow client never stalls another. Limits (sessions,
+Every connection owns one ``StreamingSession`` over the shared model; a ``BatchScheduler`` steps
+the chunks that the sessions have waiting as one batch per model stage, in a worker thread off
+the event loop, one chunk per session per batch, so a slow client never stalls another and a
+fast one never starves them. Limits (sessions,
 session length, frame size, idle time, wall time, connections) and refusals (foreign Origin,
 missing or wrong token) answer with an ``error`` message and a close code.
 """
@@ -14,7 +16,6 @@ import itertools
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -30,6 +31,7 @@ from ..streaming.engine import PolicyConfig, Resources, StepOutput, StreamingSes
 from ..streaming.replay import Event, Replay
 from ..features import to_s16le
 from ..streaming.feeder import SegmentFeeder
+from ..streaming.scheduler import BatchScheduler
 from .protocol import PROTOCOL, ProtocolError, decode_frame, parse_start
 
 logger = logging.getLogger(__name__)
@@ -48,9 +50,13 @@ class ServerLimits:
     max_session_wall_s: float = 1200.0  # wall-clock time per connection, whatever it sends
     max_connections: int = 64  # open WebSockets, started or not
     max_connections_per_client: int = 8  # open WebSockets per client address
+    max_batch: int = 16  # sessions stepped together in one batch (1: each session alone)
+    engine_workers: int = 0  # batches stepped in parallel threads (0: 1 when batching, else max_sessions)
 
     def __post_init__(self):
-        for name in ("max_sessions", "max_frame_bytes", "max_connections", "max_connections_per_client"):
+        if self.engine_workers < 0:
+            raise ValueError(f"engine_workers must be >= 0, got {self.engine_workers}")
+        for name in ("max_sessions", "max_frame_bytes", "max_connections", "max_connections_per_client", "max_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s"):
@@ -102,6 +108,8 @@ class Metrics:
                                       registry=r, buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10))
         self.finish = Histogram("echostream_finish_seconds", "wall time from 'end' to 'done'", registry=r,
                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.batch = Histogram("echostream_batch_sessions", "sessions stepped together per engine batch", registry=r,
+                               buckets=(1, 2, 4, 8, 16, 32, 64))
 
     def render(self) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -169,14 +177,14 @@ class _Connection:
             raise ProtocolError("session_too_long", f"more than {self.st.limits.max_session_seconds:g} s of source")
         for chunk in self.feeder.push(x) + (self.feeder.flush() if final else []):
             self.consumed += chunk.size
-            await self.run(self.session.step, chunk)
+            await self.run(self.st.scheduler.step(self.session, chunk))
 
     async def on_end(self):
         if self.start is None:
             raise ProtocolError("not_started", "'end' before 'start'")
         t_end = time.monotonic()
         await self.feed(self.resampler.accept(np.zeros(0, dtype=np.float32), final=True), final=True)
-        await self.run(self.session.finish)
+        await self.run(self.st.scheduler.finish(self.session))
         lat, lat_ca = self.record.latency(), self.record.latency(computation_aware=True)
         src, tgt = self.session.recomposed()
         await self.send_json({"type": "done", "transcript": self.session.transcript, "translation": self.session.translation,
@@ -188,12 +196,12 @@ class _Connection:
         if self.consumed:
             m.rtf.observe(self.spent_ms / (1000 * self.consumed / features.SAMPLE_RATE))
 
-    async def run(self, fn, *args):
-        loop = asyncio.get_running_loop()
+    async def run(self, request):
+        """Await one engine request (a chunk or the end) and send what it produced."""
         t0 = time.perf_counter()
         try:
-            out: StepOutput = await loop.run_in_executor(self.st.pool, fn, *args)
-        except Exception as e:  # the engine failed on this session only
+            out: StepOutput = await request
+        except Exception as e:  # the engine failed on this session's batch
             logger.exception("session %s: engine error", getattr(self, "id", "?"))
             raise ProtocolError("internal", f"engine error: {e}", close_code=1011) from e
         spent = time.perf_counter() - t0
@@ -252,7 +260,11 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
     st.examples = example_set(examples or [])
     st.draining = False  # set on shutdown: new connections are refused, those in flight may finish
     st.connections = set()
-    st.pool = ThreadPoolExecutor(max_workers=st.limits.max_sessions, thread_name_prefix="engine")
+    # batched: by default one worker steps the waiting sessions together; --max-batch 1: each
+    # session alone, by default as many in parallel threads as there may be sessions
+    workers = st.limits.engine_workers or (1 if st.limits.max_batch > 1 else st.limits.max_sessions)
+    st.scheduler = BatchScheduler(st.limits.max_batch, workers,
+                                  on_batch=lambda n, secs: st.metrics.batch.observe(n))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/")
