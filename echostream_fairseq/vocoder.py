@@ -21,7 +21,7 @@ def hop_size(config: dict) -> int:
 
 
 class UnitVocoder:
-    def __init__(self, checkpoint: Union[str, Path], config: Union[str, Path]):
+    def __init__(self, checkpoint: Union[str, Path], config: Union[str, Path], device: Union[str, torch.device] = "cpu"):
         with open(config) as f:
             self.config = json.load(f)
         self.hop = hop_size(self.config)
@@ -31,6 +31,8 @@ class UnitVocoder:
             raise ValueError(f"{config}: the vocoder has no duration predictor (dur_predictor_params)")
         self.model = CodeHiFiGANVocoder(str(checkpoint), self.config)
         self.model.eval()
+        self.device = torch.device(device)
+        self.model.to(self.device)
         # batched calls over sequences of unequal length: every convolution's input is zeroed past
         # each sequence's end, as a lone sequence's zero padding is (see _padded_batch)
         self._lengths = threading.local()
@@ -44,21 +46,21 @@ class UnitVocoder:
             return None
         x = inputs[0]
         steps, T0 = lengths
-        valid = torch.arange(x.size(-1), device=x.device)[None, :] < (steps * (x.size(-1) // T0))[:, None]
+        valid = torch.arange(x.size(-1), device=x.device)[None, :] < (steps.to(x.device) * (x.size(-1) // T0))[:, None]
         return (x * valid[:, None, :],) + tuple(inputs[1:])
 
     def _padded_batch(self, seqs: Sequence[torch.Tensor], fn):
         """``fn(codes (B, T))`` over zero-padded sequences, each conv input masked past each
         sequence's end: equal, up to float rounding, to ``fn`` on each sequence alone."""
         if len(seqs) == 1:
-            return fn(seqs[0].view(1, -1))
+            return fn(seqs[0].view(1, -1).to(self.device))
         lengths = torch.tensor([s.numel() for s in seqs])
         codes = torch.zeros(len(seqs), int(lengths.max()), dtype=torch.long)
         for b, s in enumerate(seqs):
             codes[b, : s.numel()] = s.view(-1)
         self._lengths.value = (lengths, codes.size(1))
         try:
-            return fn(codes)
+            return fn(codes.to(self.device))
         finally:
             self._lengths.value = None
 
@@ -72,14 +74,14 @@ class UnitVocoder:
         """:meth:`durations` of several unit sequences in one batched forward."""
         g = self.model.model
         log_dur = self._padded_batch(seqs, lambda codes: g.dur_predictor(g.dict(codes)))
-        dur = torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1)
+        dur = torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1).cpu()
         return [dur[b, : s.numel()] for b, s in enumerate(seqs)]
 
     @torch.no_grad()
     def generate_many(self, frames: Sequence[torch.Tensor]) -> List[torch.Tensor]:
         """The generator on several frame-level code sequences (units repeated by their
         durations) in one batched forward: per sequence its waveform (len * hop samples)."""
-        wav = self._padded_batch(frames, lambda codes: self.model.model(code=codes))
+        wav = self._padded_batch(frames, lambda codes: self.model.model(code=codes)).cpu()
         return [wav[b].view(-1)[: f.numel() * self.hop] for b, f in enumerate(frames)]
 
     @torch.no_grad()
@@ -90,4 +92,4 @@ class UnitVocoder:
             raise ValueError(f"unit ids must be in 0..{self.num_units - 1}")
         if units.numel() == 0:
             return torch.zeros(0)
-        return self.model({"code": units.view(1, -1)}, dur_prediction=True).view(-1)
+        return self.model({"code": units.view(1, -1).to(self.device)}, dur_prediction=True).view(-1).cpu()

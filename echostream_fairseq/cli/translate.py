@@ -21,20 +21,25 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct; default: the "
                                                "shipped assets' model/punct.pt)")
     g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
+    g.add_argument("--device", default="cpu", help="where the model and the vocoder run: cpu (default), cuda or cuda:N")
     PolicyConfig.add_args(p)
 
 
 def load(args, p: argparse.ArgumentParser):
     """(Resources, PolicyConfig) from the model arguments; checks the shipped assets' checksums."""
     from .. import assets
-    from ..streaming.engine import PolicyConfig, load_resources
+    from ..streaming.engine import PolicyConfig, check_device, load_resources
 
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        p.error(str(e))
     learned = not args.no_punct
     if args.checkpoint or args.data_dir:
         if not (args.checkpoint and args.data_dir):
             p.error("--checkpoint and --data-dir go together")
         pm = args.punct if learned else None
-        res = load_resources(args.checkpoint, args.data_dir, punct_model=pm)
+        res = load_resources(args.checkpoint, args.data_dir, punct_model=pm, device=args.device)
     else:
         try:
             root = args.assets or assets.default_assets()
@@ -44,7 +49,7 @@ def load(args, p: argparse.ArgumentParser):
         if problems:
             p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
         pm = (args.punct or root / "model" / "punct.pt") if learned else None
-        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm)
+        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm, device=args.device)
     try:
         policy = PolicyConfig.from_args(args, punct_model=pm is not None)
     except ValueError as e:

@@ -108,7 +108,7 @@ def _cached_attention(attn: "Attention", x: torch.Tensor, mem: torch.Tensor, mem
     return attn.out(y.transpose(1, 2).reshape(B, Tq, D))
 
 
-def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int) -> torch.Tensor:
+def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int, device=None) -> torch.Tensor:
     """(B, max n_new*r_q, max (n_old+n_new)*r_k): query slot i of stream b (global token
     n_old[b] + i // r_q) sees key slots of tokens up to its own; padded queries see key 0 only."""
     B = len(n_old)
@@ -122,7 +122,7 @@ def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int) -> tor
             tok = n_old[b] + torch.arange(n_new[b] * r_q) // r_q
             out[b, : n_new[b] * r_q, : n_old[b] + n_new[b]] = torch.arange(n_old[b] + n_new[b])[None, :] <= tok[:, None]
         out[b, n_new[b] * r_q :, 0] = True
-    return out
+    return out.to(device) if device is not None else out
 
 
 def _pad_rows(rows: List[torch.Tensor]) -> torch.Tensor:
@@ -157,7 +157,7 @@ class T2UEncoder(nn.Module):
         n_new = [t.size(0) for t in new_states]
         n_old = [c.get("n", 0) for c in caches]
         x = self.proj(_pad_rows(new_states))
-        allowed = _stream_masks(n_old, n_new, 1, 1)
+        allowed = _stream_masks(n_old, n_new, 1, 1, x.device)
         per_layer = [c.setdefault("layers", [{} for _ in self.layers]) for c in caches]
         for i, layer in enumerate(self.layers):
             h = layer.norm1(x)
@@ -210,8 +210,8 @@ class CTCUnitDecoder(nn.Module):
         slots = [t.repeat_interleave(r, dim=0) + self.slot_embed.weight.repeat(t.size(0), 1) for t in new_text]
         x = _pad_rows(slots)
         text = _pad_rows(new_text)
-        self_allowed = _stream_masks(n_old, n_new, r, r)
-        mem_allowed = _stream_masks(n_old, n_new, r, 1)
+        self_allowed = _stream_masks(n_old, n_new, r, r, x.device)
+        mem_allowed = _stream_masks(n_old, n_new, r, 1, x.device)
         per_layer = [c.setdefault("layers", [{} for _ in self.layers]) for c in caches]
         for i, layer in enumerate(self.layers):
             h = layer.norm1(x)

@@ -154,12 +154,32 @@ class Resources:
     punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
     length_bound: LengthBound = DEFAULT_LENGTH_BOUND  # target tokens per second of a sentence's source
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model (and the vocoder) run; the front end and the policy stay on the CPU."""
+        return next(self.model.parameters()).device
+
+
+def check_device(device) -> torch.device:
+    """A torch device this machine has, or a ValueError that says what it has."""
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
+    return dev
+
 
 def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
-                   vocoder_checkpoint=None, vocoder_config=None, punct_model=None) -> Resources:
+                   vocoder_checkpoint=None, vocoder_config=None, punct_model=None, device="cpu") -> Resources:
     """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and
     vocoder (or the vocoder given explicitly), and optionally a punctuation model trained by
-    echostream-train-punct on the model's source dictionary."""
+    echostream-train-punct on the model's source dictionary. The model and the vocoder go to
+    ``device`` (cpu or cuda)."""
+    device = check_device(device)
     from fairseq import checkpoint_utils
 
     import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
@@ -171,18 +191,18 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
     if data_dir is not None:
         overrides["data"] = str(data_dir)
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
-    model = models[0].eval()
+    model = models[0].eval().to(device)
     cmvn_path = task.data_cfg.global_cmvn_stats_npz
     if cmvn_path is None:
         raise ValueError(f"{task.args.data}/{config_yaml} has no global_cmvn.stats_npz_path")
     voc = None
     if vocoder_checkpoint is not None:
-        voc = UnitVocoder(vocoder_checkpoint, vocoder_config)
+        voc = UnitVocoder(vocoder_checkpoint, vocoder_config, device)
     elif vocoder:
         vc = task.data_cfg.config.get("vocoder")
         if vc is None:
             raise ValueError(f"{task.args.data}/{config_yaml} names no vocoder; speech output needs one")
-        voc = UnitVocoder(vc["checkpoint"], vc["config"])
+        voc = UnitVocoder(vc["checkpoint"], vc["config"], device)
     if voc is not None and voc.num_units != len(task.target_dictionary) - task.target_dictionary.nspecial:
         raise ValueError(f"the vocoder has {voc.num_units} units, the model {len(task.target_dictionary) - task.target_dictionary.nspecial}")
     pm = None
@@ -286,7 +306,7 @@ class StreamingSession:
             self._track_silence(samples)
         feats = self.front.accept(samples)
         self.count.fbank_frames += feats.shape[0]
-        return torch.from_numpy(feats)
+        return torch.from_numpy(feats).to(self.res.device)
 
     def _ctc_extend(self, ids: List[int], n_frames: int, dictionary, prefix, positions, prev_attr) -> None:
         """Extend a greedy CTC prefix with the argmax ``ids`` of the newest ``n_frames`` frames."""

@@ -61,7 +61,7 @@ def padded(views: Sequence[torch.Tensor], dim: int) -> Tuple[torch.Tensor, Optio
     out = views[0].new_zeros([len(views)] + shape)
     for b, v in enumerate(views):
         out[b].narrow(dim, 0, v.size(dim)).copy_(v)
-    valid = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    valid = torch.arange(T, device=out.device)[None, :] < torch.tensor(lengths, device=out.device)[:, None]
     return out, valid
 
 
@@ -101,7 +101,7 @@ class IncrementalMTDecoder:
 
     @property
     def frames(self) -> torch.Tensor:
-        return self._frames.view if self._frames is not None else torch.zeros(0, self.m.encoder.embed_dim)
+        return self._frames.view if self._frames is not None else self.m.encoder.in_proj.weight.new_zeros(0, self.m.encoder.embed_dim)
 
     @property
     def cached_frames(self) -> int:
@@ -158,13 +158,14 @@ def step_batch(decs: Sequence[IncrementalMTDecoder], prefixes: Sequence[List[int
             raise ValueError(f"prefix of {len(p)} tokens for a decoder holding {dec.positions} positions")
         if dec.n_frames == 0:
             raise ValueError("an MT decoder step needs encoder frames")
+    device = d.embed_tokens.weight.device
     pos = torch.tensor([len(p) for p in prefixes])
-    x = d.embed_scale * d.embed_tokens(torch.tensor([p[-1] if p else eos for p in prefixes]))
+    x = d.embed_scale * d.embed_tokens(torch.tensor([p[-1] if p else eos for p in prefixes], device=device))
     ep = d.embed_positions
     top = int(pos.max())
     if ep.padding_idx + 2 + top > ep.weights.size(0):
         ep(torch.zeros(1, top + 1, dtype=torch.long), incremental_state={})  # grows its table
-    x = x + ep.weights[ep.padding_idx + 1 + pos].to(x)
+    x = x + ep.weights[(ep.padding_idx + 1 + pos).to(ep.weights.device)].to(x)
     # cross-attention keys and values of frames not cached yet, all decoders' at once per layer
     fresh = [(b, dec.frames[(dec._cross[0][0].n if dec._cross[0] is not None else 0):]) for b, dec in enumerate(decs)]
     fresh = [(b, f) for b, f in fresh if f.size(0)]
