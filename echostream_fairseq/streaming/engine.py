@@ -1,4 +1,9 @@
-"""``StreamingSession``: one utterance or connection, fed samples chunk by chunk.
+"""``StreamingSession``: one utterance or connection, fed samples chunk by chunk. The session
+conducts stage objects that own their state: the front end (``features.OnlineFrontEnd``), the
+encoder state, the sentence's MT decoder (``mt_decoder``), its emission of words and units
+(``emission``), the vocoder stream (``vocoder_sync``) and the sentence boundaries
+(``boundaries``); the policy's decisions are plain functions (``policy``). ``step_many`` /
+``finish_many`` step many sessions as one batch per model stage.
 
 Per chunk only new work is done:
 
@@ -38,25 +43,22 @@ from __future__ import annotations
 import logging
 from bisect import bisect_left
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from .. import features, punct
-from ..decoding import ctc_collapse, ctc_spikes, repeat_blocked, unit_ids, word_start_table
+from ..decoding import ctc_spikes, repeat_blocked, word_start_table
 from ..models.echostream import ctc_blank
-from ..models.encoder import REDUCTION
-from ..tasks.echostream_s2st import DEFAULT_LENGTH_BOUND, LengthBound
-from ..vocoder import UnitVocoder
 from . import policy as decisions
+from .boundaries import FRAME_MS, SentenceBoundaries
+from .emission import WORD_START, Emission, emit_units
 from .mt_decoder import IncrementalMTDecoder, step_batch
+from .resources import Resources, check_device, load_resources  # noqa: F401  (the engine's API)
 from .vocoder_sync import VocoderStream, push_many
 
 logger = logging.getLogger(__name__)
-WORD_START = "\u2581"
-FRAME_MS = features.FRAME_SHIFT_MS * REDUCTION  # one encoder frame
 
 
 def _load_malloc_trim():
@@ -144,77 +146,6 @@ class PolicyConfig:
 
 
 @dataclass
-class Resources:
-    """What sessions share: the model (eval mode), CMVN and the vocoder."""
-
-    model: torch.nn.Module
-    cmvn: features.GlobalCMVN
-    vocoder: Optional[UnitVocoder]
-    unit_dict: object
-    punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
-    length_bound: LengthBound = DEFAULT_LENGTH_BOUND  # target tokens per second of a sentence's source
-
-    @property
-    def device(self) -> torch.device:
-        """Where the model (and the vocoder) run; the front end and the policy stay on the CPU."""
-        return next(self.model.parameters()).device
-
-
-def check_device(device) -> torch.device:
-    """A torch device this machine has, or a ValueError that says what it has."""
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r}: use cpu, cuda or cuda:N") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {device!r}: only cpu and cuda are supported")
-    return dev
-
-
-def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
-                   vocoder_checkpoint=None, vocoder_config=None, punct_model=None, device="cpu") -> Resources:
-    """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and
-    vocoder (or the vocoder given explicitly), and optionally a punctuation model trained by
-    echostream-train-punct on the model's source dictionary. The model and the vocoder go to
-    ``device`` (cpu or cuda)."""
-    device = check_device(device)
-    from fairseq import checkpoint_utils
-
-    import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
-
-    checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-    overrides = {"config_yaml": config_yaml, "multitask_config_yaml": multitask_yaml}
-    if data_dir is not None:
-        overrides["data"] = str(data_dir)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
-    model = models[0].eval().to(device)
-    cmvn_path = task.data_cfg.global_cmvn_stats_npz
-    if cmvn_path is None:
-        raise ValueError(f"{task.args.data}/{config_yaml} has no global_cmvn.stats_npz_path")
-    voc = None
-    if vocoder_checkpoint is not None:
-        voc = UnitVocoder(vocoder_checkpoint, vocoder_config, device)
-    elif vocoder:
-        vc = task.data_cfg.config.get("vocoder")
-        if vc is None:
-            raise ValueError(f"{task.args.data}/{config_yaml} names no vocoder; speech output needs one")
-        voc = UnitVocoder(vc["checkpoint"], vc["config"], device)
-    if voc is not None and voc.num_units != len(task.target_dictionary) - task.target_dictionary.nspecial:
-        raise ValueError(f"the vocoder has {voc.num_units} units, the model {len(task.target_dictionary) - task.target_dictionary.nspecial}")
-    pm = None
-    if punct_model is not None:
-        if model.asr_dict is None:
-            raise ValueError(f"{checkpoint} has no ASR-CTC head: a punctuation model has nothing to read")
-        pm = punct.PunctModel.load(punct_model)
-        pm.check_dictionary(model.asr_dict, f"the ASR-CTC dictionary of {checkpoint}")
-    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm, task.data_cfg.length_bound)
-
-
-@dataclass
 class StepOutput:
     asr: str = ""  # new transcript text
     words: List[str] = field(default_factory=list)  # newly emitted translated words (pieces joined)
@@ -260,16 +191,11 @@ class StreamingSession:
         self.finished = False
         self.count = Counters()
         self._word_start = word_start_table(self.m.mt_dict)
-        self._silence_ms = 0.0  # trailing silence of the source heard so far
-        self._pause_start: Optional[float] = None  # start (ms) of the last pause long enough to end a sentence
-        self._pause_cut_ms: Optional[float] = None  # where that sentence ends, until it is closed
+        self.boundaries = SentenceBoundaries(self.policy, res.punct)  # pauses and learned sentence ends
         self.done_transcripts: List[str] = []  # closed sentences, as decoded
         self.done_translations: List[str] = []
         self.done_marks: List[int] = []  # their end mark (punct.MARKS class)
         self.boundary_log: List[dict] = []  # per closed sentence: trigger, when (ms of input), cut (ms)
-        if self.policy.punct_delay is not None and res.punct is None:
-            raise ValueError("punct_delay is set but no punctuation model was loaded")
-        self.punct = res.punct.tracker(self.policy.punct_delay) if self.policy.punct_delay is not None else None
         self._asr_base = 0  # stream-wide ordinal of asr[0]
         self._frame0 = 0  # stream-wide index of the first frame in the window
         self._new_sentence()
@@ -287,12 +213,7 @@ class StreamingSession:
         self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
         self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
         self.mt_done = False
-        self.emitted = 0  # tokens already sent to text / units / speech
-        self._pending_word: List[str] = []
-        self.t2u_cache: Dict = {}
-        self.unit_cache: Dict = {}
-        self._unit_prev: Optional[int] = None
-        self.units: List[int] = []
+        self.emission = Emission(self.m, self.res.unit_dict, self.policy.whole_word)  # text words and units
         self.vocoder = VocoderStream(self.res.vocoder, self.policy.vocoder_context_frames) if self.speech else None
         self._closing = False  # the current sentence is being closed at a pause
         self._fbank0 = self.count.fbank_frames  # where the sentence starts
@@ -302,8 +223,7 @@ class StreamingSession:
         """New 16 kHz samples -> normalised fbank frames (silence tracked, counted)."""
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
         self.count.samples += samples.size
-        if self.policy.pause_ms is not None:
-            self._track_silence(samples)
+        self.boundaries.hear(samples, 1000 * self.count.samples / features.SAMPLE_RATE)
         feats = self.front.accept(samples)
         self.count.fbank_frames += feats.shape[0]
         return torch.from_numpy(feats).to(self.res.device)
@@ -315,20 +235,6 @@ class StreamingSession:
             prefix.append(tok)
             positions.append(first + off)
         setattr(self, prev_attr, ids[-1])
-
-    def _track_silence(self, samples: np.ndarray) -> None:
-        """Length (ms) of the silence at the end of what was heard, in 10 ms blocks."""
-        db = features.block_db(samples)
-        if db.size == 0:
-            return
-        loud = np.nonzero(db >= self.policy.silence_db)[0]
-        quiet_tail = db.size if loud.size == 0 else db.size - 1 - int(loud[-1])
-        self._silence_ms = (self._silence_ms if loud.size == 0 else 0.0) + quiet_tail * features.FRAME_SHIFT_MS
-        if self._silence_ms >= self.policy.pause_ms:
-            start = round(1000 * self.count.samples / features.SAMPLE_RATE - self._silence_ms, 3)
-            if start != self._pause_start:  # a new pause: the sentence ends in its middle
-                self._pause_start = start
-                self._pause_cut_ms = start + self.policy.pause_ms / 2
 
     # ------------------------------------------------------------------ MT decoder
     def _max_len(self) -> int:
@@ -385,51 +291,6 @@ class StreamingSession:
         return True
 
     # ------------------------------------------------------------------ emission
-    def _emit_begin(self) -> Tuple[StepOutput, Optional[torch.Tensor]]:
-        """The words that may be emitted now, and the decoder states (n, D) of their tokens for
-        the unit decoder (None: nothing new)."""
-        out = StepOutput()
-        ready = len(self.text_states)  # committed[:ready] have final decoder states
-        upto = ready
-        if self.policy.whole_word and not self.mt_done:
-            # emit up to the last word start: the word before it is complete
-            upto = decisions.whole_word_end(lambda i: self.m.mt_dict[self.committed[i]].startswith(WORD_START),
-                                            len(self.committed), ready, self.emitted)
-        if upto <= self.emitted:
-            return out, None
-        new_tokens = self.committed[self.emitted : upto]
-        states = torch.stack(self.text_states[self.emitted : upto])
-        self.emitted = upto
-        # the last emitted word is complete when the next committed token starts a new word
-        # or nothing follows it
-        ends_word = (self.mt_done and upto == len(self.committed)) or (
-            upto < len(self.committed) and self.m.mt_dict[self.committed[upto]].startswith(WORD_START))
-        out.words = self._words(new_tokens, ends_word)
-        return out, states
-
-    def _emit_end(self, out: StepOutput, logits: torch.Tensor, n_tokens: int) -> None:
-        """The units of the unit decoder's ``logits`` for ``n_tokens`` newly emitted tokens."""
-        self.count.unit_decoder_tokens += n_tokens
-        ids = logits.argmax(-1).tolist()
-        new_units = unit_ids(self.res.unit_dict, ctc_collapse(ids, ctc_blank(self.res.unit_dict), self._unit_prev))
-        self._unit_prev = ids[-1]
-        self.units.extend(new_units)
-        out.units = new_units
-
-    def _words(self, tokens: List[int], ends_word: bool) -> List[str]:
-        """Text of newly emitted tokens as whole words; a word's pieces wait until it is complete."""
-        words = []
-        for t in tokens:
-            piece = self.m.mt_dict[t]
-            if piece.startswith(WORD_START) and self._pending_word:
-                words.append("".join(self._pending_word))
-                self._pending_word = []
-            self._pending_word.append(piece.lstrip(WORD_START) if piece.startswith(WORD_START) else piece)
-        if ends_word and self._pending_word:
-            words.append("".join(self._pending_word))
-            self._pending_word = []
-        return words
-
     # ------------------------------------------------------------------ API
     def step(self, samples) -> StepOutput:
         """Consume new 16 kHz samples (float in [-1, 1]); return what is new."""
@@ -442,23 +303,6 @@ class StreamingSession:
     def _is_mark(self, token: int) -> bool:
         return punct.piece_mark(self.m.asr_dict[token]) is not None
 
-    def _pause_boundary(self) -> Optional[tuple]:
-        """A pause heard in the input closes the sentence at its middle once the encoder has
-        covered that point (its look-ahead lags the input): (split, cut frame, mark)."""
-        cut = decisions.pause_cut(self._pause_cut_ms, FRAME_MS, self.count.encoder_frames)
-        if cut is None:
-            return None
-        self._pause_cut_ms = None
-        b = decisions.pause_boundary(cut, self.asr_frames, self.asr, self._frame0, self._is_mark)
-        if b is None:
-            return None  # nothing said since the last boundary
-        return (*b, self.punct.close() if self.punct is not None else None)
-
-    def _learned_boundary(self, decided) -> Optional[tuple]:
-        """The first decided sentence end inside the current sentence: (split, cut frame, mark)."""
-        return decisions.learned_boundary(decided, self._asr_base, self.asr_frames, self.asr, self.count.encoder_frames,
-                                       self._frame0, punct.SENTENCE_END, self._is_mark)
-
     def _advance(self, out: StepOutput) -> None:
         """Translate what the policy allows and emit it (text, units, speech) into ``out``."""
         _advance_many([self], [out])
@@ -467,22 +311,22 @@ class StreamingSession:
         """The output's transcript part, and the sentence ends the punctuation model decided."""
         out = StepOutput()
         out.asr = "".join(self.m.asr_dict[t] for t in new_asr).replace(WORD_START, " ") if self.m.asr_dict else ""
-        decided = []
-        if self.punct is not None and new_asr:
-            base = self._asr_base + len(self.asr) - len(new_asr)
-            decided = self.punct.push([(t, base + i) for i, t in enumerate(new_asr)])
-        return out, decided
+        return out, self.boundaries.read(new_asr, self._asr_base + len(self.asr) - len(new_asr))
 
     def _boundaries(self, out: StepOutput, decided: list) -> None:
         """Close every sentence that ended (learned or at a pause) and go on with the next."""
         while not self.finished:
-            b, trigger = self._learned_boundary(decided), "learned"
-            if b is None:
-                b, trigger = self._pause_boundary(), "pause"
+            b = self.boundaries.next(decided, self.asr, self.asr_frames, self._asr_base, self.count.encoder_frames,
+                                     self._frame0, self._is_mark)
             if b is None:
                 break
-            self._close_sentence(out, *b, trigger=trigger)
+            self._close_sentence(out, *b)
             self._advance(out)  # the next sentence may already have enough to translate
+
+    @property
+    def units(self) -> List[int]:
+        """The units of the current sentence so far."""
+        return self.emission.units
 
     def _close_sentence(self, out: StepOutput, split: int, cut: int, mark: Optional[int], trigger: str) -> None:
         """Close the sentence made of asr[:split] and the frames before ``cut`` (stream-wide
@@ -524,7 +368,7 @@ class StreamingSession:
         return "".join(self.m.asr_dict[t] for t in self.asr).replace(WORD_START, " ").strip()
 
     def _current_translation(self) -> str:
-        return "".join(self.m.mt_dict[t] for t in self.committed[: self.emitted]).replace(WORD_START, " ").strip()
+        return "".join(self.m.mt_dict[t] for t in self.committed[: self.emission.emitted]).replace(WORD_START, " ").strip()
 
     @property
     def transcript(self) -> str:
@@ -611,16 +455,14 @@ def _emit(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
     """Words the policy lets out, and their units: T2U and unit decoder batched."""
     outs, todo = [], []
     for s in sessions:
-        out, states = s._emit_begin()
-        outs.append(out)
+        words, states = s.emission.begin(s.committed, s.text_states, s.mt_done)
+        outs.append(StepOutput(words=words))
         if states is not None:
-            todo.append((s, out, states))
+            todo.append((s, outs[-1], states))
     if todo:
-        m = todo[0][0].m
-        t2u = m.t2u_encoder.step_many([st for _, _, st in todo], [s.t2u_cache for s, _, _ in todo])
-        logits = m.unit_decoder.step_many(t2u, [s.unit_cache for s, _, _ in todo])
-        for (s, out, states), lg in zip(todo, logits):
-            s._emit_end(out, lg, states.size(0))
+        for (s, out, states), units in zip(todo, emit_units([s.emission for s, _, _ in todo], [st for _, _, st in todo])):
+            s.count.unit_decoder_tokens += states.size(0)
+            out.units = units
     return outs
 
 
@@ -703,5 +545,5 @@ def finish_many(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
     outs = _respond(sessions, asr_before)
     for s, out in zip(sessions, outs):
         out.finished = True
-        s._final_mark = s.punct.close() if s.punct is not None else punct.MARKS.index(".")
+        s._final_mark = s.boundaries.final_mark()
     return outs
