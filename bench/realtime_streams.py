@@ -10,7 +10,13 @@ waited for and spent in the engine) and the finish lag (wall time from the last 
 ``done``). n is sustained when every stream's RTF is at most --rtf (and, if given, its finish lag
 below --max-lag-ms); n doubles until it fails, then a bisection finds the largest sustained n. Prints a
 table per mode; the last line is exactly
-``realtime_streams per_session=<n> batched=<m> rtf=<--rtf>``.
+``realtime_streams per_session=<n> batched=<m> rtf=<--rtf>`` (for the first of --models).
+
+``--device cuda`` serves on a GPU. ``--models mini paper`` also measures the paper-size
+architecture (``echostream_s2st``: 16-layer Emformer d256, 6-layer unit decoder) with untrained
+weights over the shipped dictionaries and vocoder (a load test: its outputs are noise, bounded
+by the target length bound); each extra model prints ``realtime_streams_<model> ...`` before
+the last line.
 """
 from __future__ import annotations
 
@@ -62,11 +68,41 @@ async def one_stream(url: str, wav: np.ndarray, segment_ms: int):
     return compute_ms / (1000 * len(wav) / 16000), lag_ms
 
 
-def probe(args, wav, mode: str, n: int, port: int):
+def paper_checkpoint(assets_dir: Path, out: Path) -> Path:
+    """A paper-size model (``echostream_s2st`` defaults) with untrained weights, over the shipped
+    model's dictionaries and task configuration, saved as a fairseq checkpoint."""
+    from argparse import Namespace
+
+    import torch
+    from fairseq import checkpoint_utils
+
+    import echostream_fairseq  # noqa: F401
+    from echostream_fairseq.models.echostream import EchoStreamModel, base_architecture
+
+    src = assets_dir / "model" / "checkpoint.pt"
+    _, _, task = checkpoint_utils.load_model_ensemble_and_task(
+        [str(src)], arg_overrides={"data": str(assets_dir / "model"), "config_yaml": "config.yaml",
+                                   "multitask_config_yaml": "config_mtl.yaml"})
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    paper = Namespace()
+    base_architecture(paper)
+    args = Namespace(**{**vars(state["cfg"]["model"]), **vars(paper), "arch": "echostream_s2st"})
+    torch.manual_seed(0)
+    model = EchoStreamModel.build_model(args, task)
+    state["cfg"]["model"] = args
+    state["model"] = model.state_dict()
+    state["last_optimizer_state"], state["optimizer_history"] = None, []
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(state, out / "checkpoint.pt")
+    return out / "checkpoint.pt"
+
+
+def probe(args, wav, mode: str, n: int, port: int, model_args=()):
     """Serve in ``mode`` and stream n clients at once: (every stream sustained, mean RTF, worst RTF, worst lag)."""
     serve = Path(sys.executable).parent / "echostream-serve"
     batch = 1 if mode == "per_session" else max(2, n)
-    proc = subprocess.Popen([str(serve), "--assets", str(args.assets), "--port", str(port), "--max-sessions", str(n),
+    model_args = list(model_args) or ["--assets", str(args.assets)]
+    proc = subprocess.Popen([str(serve), *model_args, "--device", args.device, "--port", str(port), "--max-sessions", str(n),
                              "--max-batch", str(batch), "--engine-workers", str(args.batched_workers if mode == "batched" else 0), "--max-connections-per-client", str(n + 1), "--max-connections", str(n + 8),
                              "--threads", str(1 if mode == "per_session" else args.threads), "--log-level", "warning"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -90,14 +126,14 @@ def probe(args, wav, mode: str, n: int, port: int):
     return max(rtfs) <= args.rtf and max(lags) < args.max_lag_ms, float(np.mean(rtfs)), max(rtfs), max(lags)
 
 
-def most_streams(args, wav, mode: str, port: int) -> int:
+def most_streams(args, wav, mode: str, port: int, model: str = "mini", model_args=()) -> int:
     """The largest n sustained in ``mode``: doubling, then bisection; one table row per probe."""
     tried = {}
 
     def ok(n):
         if n not in tried:
-            good, mean, worst, lag = probe(args, wav, mode, n, port)
-            print(f"| {mode} | {n} | {mean:.2f} | {worst:.2f} | {lag:.0f} | {'yes' if good else 'no'} |", flush=True)
+            good, mean, worst, lag = probe(args, wav, mode, n, port, model_args)
+            print(f"| {model} | {mode} | {n} | {mean:.2f} | {worst:.2f} | {lag:.0f} | {'yes' if good else 'no'} |", flush=True)
             tried[n] = good
         return tried[n]
 
@@ -122,6 +158,9 @@ def main(argv=None):
     p.add_argument("--rtf", type=float, default=0.5, help="the real-time factor every stream must stay under (default 0.5)")
     p.add_argument("--max-lag-ms", type=float, default=float("inf"), help="also require a finish lag under this (default: no bound)")
     p.add_argument("--modes", nargs="+", default=["per_session", "batched"], choices=["per_session", "batched"])
+    p.add_argument("--device", default="cpu", help="where the servers run the model: cpu (default) or cuda")
+    p.add_argument("--models", nargs="+", default=["mini"], choices=["mini", "paper"],
+                   help="mini: the shipped model; paper: the paper-size architecture, untrained (default: mini)")
     args = p.parse_args(argv)
     import logging
 
@@ -136,9 +175,23 @@ def main(argv=None):
         port = s.getsockname()[1]
     print(f"{args.seconds:g} s of speech per stream, {args.segment_ms} ms segments, batched server: {args.batched_workers} worker(s) x "
           f"{args.threads} torch thread(s); sustained: every stream RTF <= {args.rtf:g}, finish lag < {args.max_lag_ms:g} ms\n")
-    print("| mode | streams | RTF mean | RTF worst | finish lag worst (ms) | sustained |\n|---|---|---|---|---|---|")
-    best = {mode: most_streams(args, wav, mode, port) for mode in args.modes}
-    print(f"realtime_streams per_session={best.get('per_session', 0)} batched={best.get('batched', 0)} rtf={args.rtf:g}")
+    print(f"device {args.device}\n")
+    print("| model | mode | streams | RTF mean | RTF worst | finish lag worst (ms) | sustained |\n|---|---|---|---|---|---|---|")
+    import tempfile
+
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in args.models:
+            model_args = ()
+            if model == "paper":
+                ckpt = paper_checkpoint(args.assets, Path(tmp) / "paper")
+                model_args = ("--checkpoint", str(ckpt), "--data-dir", str(args.assets / "model"),
+                              "--punct", str(args.assets / "model" / "punct.pt"))
+            best = {mode: most_streams(args, wav, mode, port, model, model_args) for mode in args.modes}
+            name = "realtime_streams" if model == args.models[0] else f"realtime_streams_{model}"
+            lines.append(f"{name} per_session={best.get('per_session', 0)} batched={best.get('batched', 0)} rtf={args.rtf:g}")
+    for line in lines[1:] + lines[:1]:
+        print(line)
 
 
 if __name__ == "__main__":

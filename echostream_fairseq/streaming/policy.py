@@ -1,12 +1,81 @@
-"""The streaming policy's decisions as plain functions of what a session has counted: CTC
+"""The streaming policy: its settings (``PolicyConfig``, with the one definition of its
+command-line flags) and its decisions as plain functions of what a session has counted: CTC
 gating (how many target tokens the MT decoder may commit), whole-word emission (how far text
 and speech may go) and sentence boundaries (where a pause or a learned sentence end cuts)."""
 from __future__ import annotations
 
+import logging
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Tuple
+
+from .. import features
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PolicyConfig:
+    # lag 1 was measured as the knee on the toy dev set (bench/policy_sweep.py, 320 ms): +15.7 BLEU
+    # over lag 0 for +218 ms AL; every further lag buys < 1 BLEU per 100 ms
+    lag_k: int = 1
+    stride_n: int = 1
+    whole_word: bool = True
+    wait_until_end: bool = False  # decode only at the end of the source (= offline greedy)
+    vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
+    pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
+    silence_db: float = features.SILENCE_DB  # RMS level (dBFS) under which a 10 ms block counts as silence
+    # learned sentence boundaries: look-ahead of the punctuation model in ASR tokens (None: off);
+    # needs Resources.punct
+    punct_delay: Optional[int] = None
+
+    def __post_init__(self):
+        if self.lag_k < 0 or self.stride_n < 1:
+            raise ValueError(f"lag_k must be >= 0 and stride_n >= 1, got {self.lag_k}, {self.stride_n}")
+        if self.pause_ms is not None and self.pause_ms <= 0:
+            raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
+        if self.punct_delay is not None and self.punct_delay < 0:
+            raise ValueError(f"punct_delay must be >= 0 or None, got {self.punct_delay}")
+
+    # The flags' defaults: what the server, echostream-translate, the agents and the benches run
+    # unless told otherwise (the fields' own defaults above are the plain one-sentence engine).
+    FLAG_PAUSE_MS = 600.0
+    FLAG_PUNCT_DELAY = 2
+
+    @classmethod
+    def add_args(cls, parser) -> None:
+        """The policy flags: the one definition for the agents, the CLIs, the server and the benches."""
+        g = parser.add_argument_group("streaming policy")
+        g.add_argument("--lag-k", type=int, default=cls.lag_k,
+                       help=f"CTC gating: target tokens held back behind the ST-CTC count (default {cls.lag_k})")
+        g.add_argument("--stride-n", type=int, default=cls.stride_n, help=f"CTC gating stride (default {cls.stride_n})")
+        g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
+        g.add_argument("--vocoder-context-frames", type=int, default=cls.vocoder_context_frames,
+                       help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default "
+                            f"{cls.vocoder_context_frames})")
+        g.add_argument("--pause-ms", type=float, default=cls.FLAG_PAUSE_MS,
+                       help=f"close a sentence after this much silence and reset its state (default {cls.FLAG_PAUSE_MS:g})")
+        g.add_argument("--no-pause", action="store_true", help="no sentence boundaries at pauses")
+        g.add_argument("--silence-db", type=float, default=cls.silence_db,
+                       help=f"RMS level (dBFS) under which 10 ms count as silence (default {cls.silence_db:g})")
+        g.add_argument("--punct-delay", type=int, default=cls.FLAG_PUNCT_DELAY,
+                       help="learned sentence boundaries: look-ahead in ASR tokens of the punctuation model, when one is "
+                            f"loaded; larger finds more boundaries, later (default {cls.FLAG_PUNCT_DELAY})")
+        g.add_argument("--no-punct", action="store_true", help="no learned sentence boundaries")
+
+    @classmethod
+    def from_args(cls, args, punct_model: bool) -> "PolicyConfig":
+        """The policy of parsed :meth:`add_args` flags; learned boundaries need ``punct_model``
+        (a punctuation model is loaded), and say so in the log when there is none."""
+        delay = None if args.no_punct else args.punct_delay
+        if delay is not None and not punct_model:
+            logger.info("no punctuation model loaded: learned sentence boundaries are off")
+            delay = None
+        ctx = args.vocoder_context_frames
+        return cls(lag_k=args.lag_k, stride_n=args.stride_n, whole_word=not args.no_whole_word,
+                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
+                   pause_ms=None if args.no_pause else args.pause_ms, silence_db=args.silence_db, punct_delay=delay)
 
 
 @dataclass
