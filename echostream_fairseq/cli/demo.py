@@ -18,7 +18,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/demo"), help="where translated wavs go (default runs/demo)")
     add_model_args(p)
-    args = p.parse_args(argv)
+    from ..config import parse_args
+
+    args = parse_args(p, argv, sections=("model", "policy"))  # the server section is echostream-serve's
     if args.checkpoint:
         p.error("the demo runs the shipped model; use echostream-translate for another checkpoint")
     t0 = time.time()

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 
-def main(argv=None):
-    from .translate import add_model_args, load
+def build_parser() -> argparse.ArgumentParser:
+    from .translate import add_model_args
 
     p = argparse.ArgumentParser(prog="echostream-serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
@@ -47,7 +47,15 @@ def main(argv=None):
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--log-level", default="info")
     g.add_argument("--log-json", action="store_true", help="log one JSON object per line (time, level, logger, message) on stderr")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    from ..config import parse_args
+    from .translate import load
+
+    p = build_parser()
+    args = parse_args(p, argv)
     if args.log_json:  # before the model loads: everything it logs, and Python warnings, are JSON lines too
         from logging.config import dictConfig
 
@@ -73,7 +81,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     res, policy = load(args, p)
     describe = {"checkpoint": str(args.checkpoint or (args.assets or "assets") / Path("model/checkpoint.pt")),
-                "vocoder": res.vocoder is not None}
+                "vocoder": res.vocoder is not None, "device": str(res.device), "config": str(args.config) if args.config else None}
     from .. import assets
 
     examples = [] if args.checkpoint else assets.read_examples(args.assets or assets.default_assets())

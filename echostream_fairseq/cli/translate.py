@@ -12,14 +12,19 @@ from pathlib import Path
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
+    from ..config import add_config_arg
     from ..streaming.engine import PolicyConfig
 
+    add_config_arg(p)
     g = p.add_argument_group("model (default: the shipped assets)")
     g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
     g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
     g.add_argument("--data-dir", type=Path, help="its data folder (config.yaml names CMVN and vocoder)")
     g.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct; default: the "
                                                "shipped assets' model/punct.pt)")
+    g.add_argument("--vocoder", type=Path, help="a CodeHiFiGAN generator checkpoint (g_*) instead of the one the model's "
+                                                 "data config names; with --vocoder-config")
+    g.add_argument("--vocoder-config", type=Path, help="its config.json")
     g.add_argument("--segment-ms", type=float, default=320, help="source segment per engine step (default 320)")
     g.add_argument("--device", default="cpu", help="where the model and the vocoder run: cpu (default), cuda or cuda:N")
     PolicyConfig.add_args(p)
@@ -34,12 +39,15 @@ def load(args, p: argparse.ArgumentParser):
         check_device(args.device)
     except ValueError as e:
         p.error(str(e))
+    if bool(args.vocoder) != bool(args.vocoder_config):
+        p.error("--vocoder and --vocoder-config go together")
+    voc = {"vocoder_checkpoint": args.vocoder, "vocoder_config": args.vocoder_config}
     learned = not args.no_punct
     if args.checkpoint or args.data_dir:
         if not (args.checkpoint and args.data_dir):
             p.error("--checkpoint and --data-dir go together")
         pm = args.punct if learned else None
-        res = load_resources(args.checkpoint, args.data_dir, punct_model=pm, device=args.device)
+        res = load_resources(args.checkpoint, args.data_dir, punct_model=pm, device=args.device, **voc)
     else:
         try:
             root = args.assets or assets.default_assets()
@@ -49,7 +57,7 @@ def load(args, p: argparse.ArgumentParser):
         if problems:
             p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
         pm = (args.punct or root / "model" / "punct.pt") if learned else None
-        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm, device=args.device)
+        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm, device=args.device, **voc)
     try:
         policy = PolicyConfig.from_args(args, punct_model=pm is not None)
     except ValueError as e:
@@ -94,7 +102,9 @@ def main(argv=None):
     p.add_argument("input", type=Path, help="source speech (any sample rate; resampled to 16 kHz)")
     p.add_argument("output", type=Path, help="where the translated speech goes (16-bit wav)")
     add_model_args(p)
-    args = p.parse_args(argv)
+    from ..config import parse_args
+
+    args = parse_args(p, argv, sections=("model", "policy"))  # the server section is echostream-serve's
     from ..features import AudioError
     from ..streaming.replay import load_source
 

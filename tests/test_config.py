@@ -1,0 +1,93 @@
+"""--config FILE: the YAML settings of configs/, overridden by flags; bad files are named errors."""
+import subprocess
+
+import pytest
+
+from conftest import REPO, cli
+from echostream_fairseq.cli.serve import build_parser
+from echostream_fairseq.config import parse_args
+
+SHIPPED = REPO / "configs" / "echostream_config.yaml"
+
+
+def _parse(tmp_path, text, *flags):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(text)
+    return parse_args(build_parser(), ["--config", str(cfg), *flags]), cfg
+
+
+def _error(tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as e:
+        _parse(tmp_path, text)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_the_file_sets_defaults_and_flags_override_it(tmp_path):
+    text = ("policy:\n  lag_k: 2\n  whole_word: false\n  pause_ms: null\n  punct_delay: 3\n"
+            "server:\n  max_sessions: 7\n  max_batch: 1\n")
+    args, _ = _parse(tmp_path, text)
+    assert (args.lag_k, args.no_whole_word, args.no_pause, args.punct_delay, args.max_sessions, args.max_batch) == (2, True, True, 3, 7, 1)
+    args, _ = _parse(tmp_path, text, "--lag-k", "4", "--max-sessions", "2")
+    assert (args.lag_k, args.max_sessions, args.no_pause) == (4, 2, True)  # flags win, the rest stays the file's
+    assert parse_args(build_parser(), []).lag_k == 1  # no file: the flags' defaults
+
+
+def test_the_shipped_config_holds_the_defaults():
+    with_file = vars(parse_args(build_parser(), ["--config", str(SHIPPED)]))
+    without = vars(parse_args(build_parser(), []))
+    differ = {k for k in without if with_file[k] != without[k]} - {"config", "config_values", "assets"}
+    assert differ == set(), differ
+
+
+def test_an_unknown_key_names_the_file_the_key_and_the_allowed_ones(tmp_path, capsys):
+    err = _error(tmp_path, capsys, "policy:\n  lag: 1\n")
+    assert "c.yaml" in err and "'policy.lag'" in err and "did you mean lag_k" in err and "allowed:" in err
+
+
+def test_an_unknown_section_is_named(tmp_path, capsys):
+    err = _error(tmp_path, capsys, "polcy:\n  lag_k: 1\n")
+    assert "unknown section 'polcy'" in err and "model, policy, server" in err
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("server:\n  max_sessions: four\n", "server.max_sessions: expected an integer, got 'four'"),
+    ("server:\n  max_sessions: 2.5\n", "server.max_sessions: expected an integer, got 2.5"),
+    ("policy:\n  whole_word: maybe\n", "policy.whole_word: expected true or false, got 'maybe'"),
+    ("policy:\n  silence_db: [1, 2]\n", "policy.silence_db: expected a number"),
+    ("model:\n  checkpoint: /no/such/checkpoint.pt\n", "model.checkpoint: no such file or folder: /no/such/checkpoint.pt"),
+    ("- just\n- a list\n", "expected sections"),
+    ("policy: [\n", "not valid YAML"),
+])
+def test_a_bad_value_is_named(tmp_path, capsys, text, expected):
+    err = _error(tmp_path, capsys, text)
+    assert "c.yaml" in err and expected in err, err
+
+
+def test_a_missing_config_file_is_named(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["--config", "/no/such.yaml"])
+    assert "/no/such.yaml: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_serve_runs_from_the_shipped_config_and_shows_the_effective_values(tmp_path):
+    from test_server import get, start_server
+
+    p, base, _, _ = start_server(tmp_path / "serve.log", "--config", SHIPPED, "--lag-k", "2", "--log-level", "warning")
+    try:
+        cfg = get(base + "/config")
+        assert cfg["policy"]["lag_k"] == 2  # the flag
+        assert cfg["policy"]["pause_ms"] == 600 and cfg["policy"]["punct_delay"] == 2  # the file
+        assert cfg["limits"]["max_batch"] == 16 and cfg["model"]["config"] == str(SHIPPED)
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_translate_reads_the_model_and_policy_sections(tmp_path):
+    """echostream-translate takes the same file (its server section is the server's)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SHIPPED.read_text().replace("lag_k: 1", "lag_k: nope"))
+    r = subprocess.run([cli("echostream-translate"), "in.wav", "out.wav", "--config", cfg], capture_output=True, text=True)
+    assert r.returncode == 2 and "policy.lag_k: expected an integer, got 'nope'" in r.stderr
