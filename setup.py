@@ -41,6 +41,7 @@ setup(
             "echostream-score=echostream_fairseq.evaluation.recipe:main",
             "echostream-serve=echostream_fairseq.cli.serve:main",
             "echostream-client=echostream_fairseq.cli.client:main",
+            "echostream-train=echostream_fairseq.cli.train:main",
         ]
     },
 )

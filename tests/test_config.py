@@ -91,3 +91,38 @@ def test_translate_reads_the_model_and_policy_sections(tmp_path):
     cfg.write_text(SHIPPED.read_text().replace("lag_k: 1", "lag_k: nope"))
     r = subprocess.run([cli("echostream-translate"), "in.wav", "out.wav", "--config", cfg], capture_output=True, text=True)
     assert r.returncode == 2 and "policy.lag_k: expected an integer, got 'nope'" in r.stderr
+
+
+def _train(*args):
+    return subprocess.run([cli("echostream-train"), *map(str, args)], capture_output=True, text=True, cwd=REPO)
+
+
+def test_training_config_builds_the_fairseq_train_command(micro_data):
+    r = _train("--config", REPO / "configs" / "train_mini.yaml", "--dry-run", micro_data, "--lr", "5e-4")
+    assert r.returncode == 0, r.stderr
+    cmd = r.stdout.split()
+    assert cmd[0] == "fairseq-train" and "--arch" in cmd and cmd[cmd.index("--arch") + 1] == "echostream_mini"
+    assert cmd.index("--num-workers") < cmd.index("--lr", cmd.index(str(micro_data)))  # the flag comes last: it wins
+    r = _train("--config", REPO / "configs" / "train_paper_cvss_fr_en.yaml", "--dry-run", micro_data)
+    assert r.returncode == 0 and "echostream_s2st" in r.stdout, r.stderr
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("max_tokenz: 100", "train.max_tokenz: fairseq-train has no --max-tokenz (did you mean --max-tokens"),
+    ("max_tokens: lots", "train.max_tokens: invalid int value: 'lots'"),
+    ("lr_scheduler: sometimes", "train.lr_scheduler: invalid choice: 'sometimes'"),
+])
+def test_a_bad_training_config_names_the_key(tmp_path, micro_data, line, expected):
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text((REPO / "configs" / "train_mini.yaml").read_text() + f"  {line}\n")
+    r = _train("--config", cfg, "--dry-run", micro_data)
+    assert r.returncode == 2 and str(cfg) in r.stderr and expected in r.stderr, r.stderr
+
+
+@pytest.mark.slow
+def test_echostream_train_trains_from_the_mini_config(micro_data, tmp_path):
+    r = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
+               "--max-update", "2", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "ckpt" / "checkpoint_last.pt").is_file()
+    assert "num_updates 2" in (r.stdout + r.stderr) or "done training" in (r.stdout + r.stderr)

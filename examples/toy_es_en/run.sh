@@ -40,11 +40,9 @@ VOC_CMD=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C
   --bf16 --stft-weight 20 --lr 1e-3 --lr-decay 0.9998 --save-interval 500 --keep-last 20 --log-interval 50
   --threads "$VOC_THREADS" --no-progress-bar)
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
-train_cmd() { TRAIN_CMD=("$BIN/fairseq-train" "$D" --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini
-  --criterion echostream_multitask --config-yaml "$1" --multitask-config-yaml config_mtl.yaml
-  --optimizer adam --lr "$LR" --lr-scheduler inverse_sqrt --warmup-updates "$WARMUP" --clip-norm 5 --label-smoothing 0.1
-  --max-tokens 20000 --max-update "$2" --unit-upsample 16 --save-dir "$CKPT" --save-interval-updates 200
-  --keep-interval-updates 2 --train-subset train --valid-subset dev --num-workers 0 --seed 1); }
+# (configs/train_mini.yaml holds the rest of the fairseq-train settings)
+train_cmd() { TRAIN_CMD=("$BIN/echostream-train" --config configs/train_mini.yaml "$D" --config-yaml "$1"
+  --lr "$LR" --warmup-updates "$WARMUP" --max-update "$2" --save-dir "$CKPT"); }
 if [ -n "$INIT_FROM" ]; then  # most weights are trained already: a gentler peak
   LR=${LR:-1e-3}; WARMUP=${WARMUP:-200}
   train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$INIT_FROM"); TRAIN2=()
