@@ -106,3 +106,28 @@ def test_pause_and_learned_boundaries():
     assert decisions.learned_boundary([(11, 1), (12, 2)], 11, frames, tokens, 40, 0, {2}, mark) == (3, 30, 2)
     assert decisions.learned_boundary([(10, 2)], 11, frames, tokens, 40, 0, {2}, mark) is None  # already closed
     assert decisions.learned_boundary([(14, 2)], 11, frames, tokens, 40, 0, {2}, mark) == (4, 40, 2)  # at the end
+
+
+def test_pause_detector_finds_the_middle_of_a_long_pause():
+    from echostream_fairseq.streaming.boundaries import FRAME_MS, PauseDetector, SentenceBoundaries
+
+    tone = 0.3 * np.sin(np.arange(16000) * 2 * np.pi * 220 / 16000).astype(np.float32)  # 1 s of speech-loud tone
+    quiet = np.zeros(16000, dtype=np.float32)
+    d = PauseDetector(pause_ms=600, silence_db=-45)
+    d.hear(tone, 1000)
+    d.hear(quiet[:8000], 1500)
+    assert d.cut_ms is None and d.silence_ms == 500  # 500 ms of silence: not a pause yet
+    d.hear(quiet[:8000], 2000)
+    assert d.silence_ms == 1000 and d.cut_ms == 1000 + 300  # the pause began at 1 s; cut 300 ms into it
+    assert d.take(frames_heard=int(1300 // FRAME_MS)) is None  # the encoder has not covered the cut yet
+    assert d.take(frames_heard=40) == int(np.ceil(1300 / FRAME_MS)) and d.cut_ms is None  # handed out once
+    d.hear(quiet[:1600], 2100)
+    assert d.cut_ms is None  # the same pause goes on: no second cut
+    d.hear(tone[:1600], 2200)
+    assert d.silence_ms == 0
+    # boundaries off: nothing is ever cut, nothing is read
+    off = SentenceBoundaries(PolicyConfig(), None)
+    off.hear(quiet, 1000)
+    assert off.read([1, 2], 0) == [] and off.next([], [1, 2], [1, 2], 0, 100, 0, lambda t: False) is None
+    with pytest.raises(ValueError, match="no punctuation model"):
+        SentenceBoundaries(PolicyConfig(punct_delay=2), None)

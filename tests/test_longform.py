@@ -91,7 +91,7 @@ def test_state_stays_bounded_over_a_long_stream(res):
         peak["tokens"] = max(peak["tokens"], len(s.asr), len(s.st), len(s.committed))
         peak["kv"] = max(peak["kv"], s.mt.cached_frames)
         peak["states"] = max(peak["states"], len(s.text_states))
-        peak["window"] = max(peak["window"], len(s.punct.window))
+        peak["window"] = max(peak["window"], len(s.boundaries.punct.window))
 
     s = _run(res, talk, PolicyConfig(**SERVER), watch)
     # at most two sentences and the pauses around them (when a boundary is missed), however long the talk

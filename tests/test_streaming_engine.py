@@ -88,13 +88,13 @@ def test_whole_word_rule_on_every_emission(res, micro_data):
         s = StreamingSession(res, PolicyConfig())
         outs = []
         for i in range(0, len(wav), 1280):
-            before = s.emitted
+            before = s.emission.emitted
             outs.append(s.step(wav[i : i + 1280]))
-            if s.emitted > before:
+            if s.emission.emitted > before:
                 # emitted tokens end right before a committed token that starts a new word
-                assert s.m.mt_dict[s.committed[s.emitted]].startswith("\u2581"), uid
+                assert s.m.mt_dict[s.committed[s.emission.emitted]].startswith("\u2581"), uid
         outs.append(s.finish())
-        assert s.emitted == len(s.committed)
+        assert s.emission.emitted == len(s.committed)
         for o in outs:
             for w in o.words:
                 assert w and " " not in w
@@ -120,7 +120,7 @@ def test_raising_lag_never_loosens_the_gate_on_dev(res, micro_data):
                 s.step(wav[i : i + chunk])
                 bound = max(0, len(s.st) - k) + 1  # stride 1, whole-word look-ahead of one token
                 assert len(s.committed) <= s.allowed <= bound, (uid, k)
-                assert s.emitted <= len(s.committed)
+                assert s.emission.emitted <= len(s.committed)
                 trace.append(s.allowed)
             s.finish()
             per_utt.append(trace)
