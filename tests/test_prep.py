@@ -194,3 +194,20 @@ def test_add_splits_to_an_existing_folder(corpus, tmp_path):
         run([cli("echostream-prep-s2st"), "--add-to", out, "--lists", corpus / "test.tsv", "--units-dir", corpus / "units"])
     with pytest.raises(AssertionError, match="training splits belong"):
         run([cli("echostream-prep-s2st"), "--add-to", out, "--lists", corpus / "train.tsv", "--units-dir", corpus / "units"])
+
+
+def test_a_second_pair_shares_the_target_sentencepiece_model(corpus, tmp_path):
+    """--tgt-spm: a folder built with another folder's target model has the same target
+    dictionary (so pairs into one language share the decoder's vocabulary), its own source side."""
+    first = tmp_path / "first"
+    prepare_from_lists(_lists(corpus)[:2], corpus / "units", first, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60))
+    second = tmp_path / "second"
+    run([cli("echostream-prep-s2st"), "--lists", *_lists(corpus)[:2], "--units-dir", corpus / "units", "--num-units", 20,
+         "--out", second, "--src-vocab", 50, "--tgt-vocab", 30, "--tgt-spm", first / "spm_tgt.model"])
+    assert (second / "spm_tgt.model").read_bytes() == (first / "spm_tgt.model").read_bytes()
+    assert (second / "dict_tgt.txt").read_text() == (first / "dict_tgt.txt").read_text()
+    task, _, _, _ = build(second)
+    task.load_dataset("train")
+    with pytest.raises(AssertionError, match="target sentencepiece model not found"):
+        run([cli("echostream-prep-s2st"), "--lists", *_lists(corpus)[:2], "--units-dir", corpus / "units", "--num-units", 20,
+             "--out", tmp_path / "third", "--tgt-spm", tmp_path / "nope.model"])

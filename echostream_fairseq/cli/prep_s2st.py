@@ -21,6 +21,9 @@ def main(argv=None):
     p.add_argument("--num-units", type=int, help="K, the number of discrete units")
     p.add_argument("--src-vocab", type=int, default=256, help="source sentencepiece vocabulary (default 256)")
     p.add_argument("--tgt-vocab", type=int, default=256, help="target sentencepiece vocabulary (default 256)")
+    p.add_argument("--tgt-spm", type=Path, metavar="MODEL",
+                   help="reuse this target sentencepiece model (another pair's spm_tgt.model) instead of training one: "
+                        "pairs with the same target language share the target dictionary")
     p.add_argument("--asr-weight", type=float, default=1.0, help="loss_weight of source_unigram (ASR-CTC)")
     p.add_argument("--st-weight", type=float, default=1.0, help="loss_weight of ctc_target_unigram (ST-CTC)")
     p.add_argument("--mt-weight", type=float, default=1.0, help="loss_weight of target_unigram (MT)")
@@ -71,8 +74,14 @@ def main(argv=None):
         specaugment=args.specaugment,
         vocoder_checkpoint=str(args.vocoder_checkpoint.resolve()) if args.vocoder_checkpoint else None,
         vocoder_config=str(args.vocoder_config.resolve()) if args.vocoder_config else None,
+        tgt_spm=str(args.tgt_spm) if args.tgt_spm else None,
     )
-    out = prepare_from_lists(args.lists, args.units_dir, args.out, opts, args.resample_source, args.overwrite)
+    if args.tgt_spm and not args.tgt_spm.is_file():
+        p.error(f"--tgt-spm {args.tgt_spm}: target sentencepiece model not found")
+    try:
+        out = prepare_from_lists(args.lists, args.units_dir, args.out, opts, args.resample_source, args.overwrite)
+    except (OSError, ValueError) as e:
+        p.error(str(e))
     print(f"data folder: {out}")
     print(f"train with: fairseq-train {out} --user-dir echostream_fairseq --task echostream_s2st --arch echostream_mini "
           "--criterion echostream_multitask --config-yaml config.yaml --multitask-config-yaml config_mtl.yaml ...")

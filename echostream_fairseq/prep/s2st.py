@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -49,6 +50,28 @@ class PrepOptions:
     specaugment: bool = False
     vocoder_checkpoint: Optional[str] = None
     vocoder_config: Optional[str] = None
+    # an existing target sentencepiece model (another pair's spm_tgt.model): pairs with the same
+    # target language then share the target dictionary (and a model can start from another's
+    # decoder); None: trained on this folder's target texts
+    tgt_spm: Optional[str] = None
+
+
+def _write_dictionary(sp: spm.SentencePieceProcessor, dict_path: Path) -> None:
+    """fairseq dictionary: every normal piece (fairseq adds its own <s> <pad> </s> <unk>)."""
+    with open(dict_path, "w") as f:
+        for i in range(sp.get_piece_size()):
+            if not (sp.is_control(i) or sp.is_unknown(i)):
+                f.write(f"{sp.id_to_piece(i)} 1\n")
+
+
+def _reuse_spm(model: Path, prefix: Path, dict_path: Path) -> spm.SentencePieceProcessor:
+    model = Path(model)
+    if not model.is_file():
+        raise FileNotFoundError(f"target sentencepiece model not found: {model}")
+    shutil.copyfile(model, str(prefix) + ".model")
+    sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
+    _write_dictionary(sp, dict_path)
+    return sp
 
 
 def _train_spm(texts: Sequence[str], prefix: Path, vocab: int, dict_path: Path) -> spm.SentencePieceProcessor:
@@ -69,11 +92,7 @@ def _train_spm(texts: Sequence[str], prefix: Path, vocab: int, dict_path: Path) 
     )
     txt.unlink()
     sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
-    # fairseq dictionary: every normal piece (fairseq adds its own <s> <pad> </s> <unk>)
-    with open(dict_path, "w") as f:
-        for i in range(sp.get_piece_size()):
-            if not (sp.is_control(i) or sp.is_unknown(i)):
-                f.write(f"{sp.id_to_piece(i)} 1\n")
+    _write_dictionary(sp, dict_path)
     return sp
 
 
@@ -110,7 +129,10 @@ def build_data_folder(
 
     train = [r for r in records if r.split.startswith("train")]
     sp_src = _train_spm([r.src_text for r in train], out / "spm_src", opts.src_vocab, out / "dict_src.txt")
-    sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab, out / "dict_tgt.txt")
+    if opts.tgt_spm:
+        sp_tgt = _reuse_spm(opts.tgt_spm, out / "spm_tgt", out / "dict_tgt.txt")
+    else:
+        sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab, out / "dict_tgt.txt")
 
     for folder in ("src_text", "tgt_text"):
         (out / folder).mkdir(exist_ok=True)

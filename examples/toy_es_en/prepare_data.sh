@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# The toy es->en data folder: corpus -> units -> prepared folder. Each stage is skipped when its
-# output is complete; timings go to the log. Usage: examples/toy_es_en/prepare_data.sh [OUT]
+# The toy data folder of one pair: corpus -> units -> prepared folder. Each stage is skipped when
+# its output is complete; timings go to the log. Usage: [PAIR=ko-en] examples/toy_es_en/prepare_data.sh [OUT]
+# PAIR (default es-en): another pair into English shares es-en's target side -- its k-means
+# quantiser (the same units, so the same vocoder) and its target sentencepiece model (the same
+# target dictionary) -- so es-en is prepared first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-data/toy}
-PAIR=es-en
+PAIR=${PAIR:-es-en}
 K=${K:-1000}
 BIN=.venv/bin
 C=$OUT/$PAIR
+SHARED=$OUT/es-en  # the pair whose English target side the others share
+UNIT_ARGS=(--num-units $K); SPM_ARGS=()
+if [ "$PAIR" != es-en ]; then
+  for f in "$SHARED/units/kmeans.npy" "$SHARED/prepared/spm_tgt.model"; do
+    [ -f "$f" ] || { echo "PAIR=$PAIR shares es-en's target side, but $f is missing: run examples/toy_es_en/prepare_data.sh $OUT first" >&2; exit 1; }
+  done
+  UNIT_ARGS=(--kmeans "$SHARED/units/kmeans.npy"); SPM_ARGS=(--tgt-spm "$SHARED/prepared/spm_tgt.model")
+fi
 
 stage() { echo "== $1 ($(date +%T))"; }
 TIMEFORMAT="   took %R s"
@@ -19,17 +30,17 @@ if [ ! -f "$C/test_unseen.tsv" ] || [ ! -f "$C/stats.json" ]; then
     --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0}
 fi
 
-stage "2/3 units: $C/units (built-in k-means, K=$K)"
+stage "2/3 units: $C/units (K=$K; quantiser: ${UNIT_ARGS[*]})"
 if [ ! -f "$C/units/reduced.tsv" ]; then
   time $BIN/echostream-extract-units \
-    --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --out "$C/units" --num-units $K
+    --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --out "$C/units" "${UNIT_ARGS[@]}"
 fi
 
 stage "3/3 data folder: $C/prepared"
 if [ ! -f "$C/prepared/config.yaml" ]; then
   time $BIN/echostream-prep-s2st \
     --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --units-dir "$C/units" --num-units $K \
-    --out "$C/prepared" --src-vocab ${SRC_VOCAB:-256} --tgt-vocab ${TGT_VOCAB:-256}
+    --out "$C/prepared" --src-vocab ${SRC_VOCAB:-256} --tgt-vocab ${TGT_VOCAB:-256} "${SPM_ARGS[@]}"
 fi
 if [ ! -f "$C/prepared/test_unseen.tsv" ]; then
   echo "   + test_unseen (the quantiser fitted above; the folder's own sentencepiece models)"
