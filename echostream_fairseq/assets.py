@@ -40,6 +40,30 @@ def default_assets() -> Path:
     return REPO_ASSETS
 
 
+PAIRS_DIR = "pairs"  # further language pairs: pairs/<src>-<tgt>/ (model/, examples/), sharing the vocoder
+
+
+def pair_name(root: Path) -> str:
+    """The language pair of an assets folder, from its example ids (``{src}-{tgt}-...``)."""
+    import re
+
+    lst = root / "examples" / "examples.tsv"
+    first = lst.read_text(encoding="utf-8").splitlines()[1:2] if lst.is_file() else []
+    m = re.match(r"^([a-z]{2,3}-[a-z]{2,3})-", first[0]) if first else None
+    return m.group(1) if m else root.name
+
+
+def shipped_pairs(root: Path) -> Dict[str, Path]:
+    """{pair: its assets folder}: ``root`` itself first (the default pair), then ``root/pairs/*``."""
+    out = {pair_name(root): root}
+    extra = root / PAIRS_DIR
+    if extra.is_dir():
+        for d in sorted(extra.iterdir()):
+            if (d / "model" / "checkpoint.pt").is_file():
+                out[d.name] = d
+    return out
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

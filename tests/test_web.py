@@ -82,6 +82,10 @@ def test_a_newcomer_sees_the_language_and_plays_an_example(server, browser):  # 
 
     drv.get(base + "/")
     _wait(lambda: "Spanish" in drv.find_element(By.ID, "sub").text)
+    # the pair selector offers the shipped pair; the record button speaks the source language
+    pair = drv.find_element(By.ID, "pair")
+    assert pair.get_attribute("value") == "es-en" and "Spanish → English" in pair.text
+    assert drv.find_element(By.ID, "record").text == "● Grabar"
     items = _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li"))
     rows = assets.read_examples(assets.REPO_ASSETS)
     assert len(items) == len(rows) and rows[0]["src_text"] in items[0].text

@@ -16,14 +16,18 @@ from ..features import to_s16le
 
 
 async def stream(url: str, wav: np.ndarray, sample_rate: int, segment_ms: int = 320, frame_ms: int = 100,
-                 realtime: bool = False, outputs=("asr", "translation", "speech"), on_event=None):
-    """Send ``wav`` (float mono) as s16le frames; returns (events, pcm bytes, done message)."""
+                 realtime: bool = False, outputs=("asr", "translation", "speech"), on_event=None, pair=None):
+    """Send ``wav`` (float mono) as s16le frames; returns (events, pcm bytes, done message).
+    ``pair``: the language pair to ask for (None: the server's default)."""
     import websockets
 
     events, pcm = [], bytearray()
     async with websockets.connect(url, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "start", "sample_rate": sample_rate, "format": "s16le", "channels": 1,
-                                  "segment_ms": segment_ms, "outputs": list(outputs)}))
+        start = {"type": "start", "sample_rate": sample_rate, "format": "s16le", "channels": 1, "segment_ms": segment_ms,
+                 "outputs": list(outputs)}
+        if pair is not None:
+            start["pair"] = pair
+        await ws.send(json.dumps(start))
         ready = json.loads(await ws.recv())
         if ready.get("type") != "ready":
             raise RuntimeError(f"server refused the session: {ready}")
@@ -67,6 +71,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, help="where the translated speech goes (16 kHz 16-bit wav)")
     p.add_argument("--segment-ms", type=int, default=320)
     p.add_argument("--realtime", action="store_true", help="send at the speed of speech instead of as fast as possible")
+    p.add_argument("--pair", help="the language pair (GET /config lists them; default: the server's first)")
     args = p.parse_args(argv)
     import logging
 
@@ -94,7 +99,7 @@ def main(argv=None):
             print(f"[{last['source_ms']:7.0f} ms] sentence    {ev['transcript']} -> {ev['translation']}", flush=True)
 
     try:
-        _, pcm, done = asyncio.run(stream(args.url, wav, sr, args.segment_ms, realtime=args.realtime, on_event=show))
+        _, pcm, done = asyncio.run(stream(args.url, wav, sr, args.segment_ms, realtime=args.realtime, on_event=show, pair=args.pair))
     except (OSError, RuntimeError) as e:
         sys.exit(f"echostream-client: {e}")
     lat = done["latency"]

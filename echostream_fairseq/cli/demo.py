@@ -1,8 +1,8 @@
 """echostream-demo: the main job on the bundled default.
 
-Streams the bundled example source wavs (held-out toy test sentences, Spanish) through the
-streaming engine with the shipped model and vocoder (assets/), in 320 ms segments as if they
-were live. For each: the transcript and translation as they grow, with the source time read
+Streams the bundled example source wavs of every shipped language pair (held-out toy test
+sentences: Spanish, and Korean where its pair ships; --pair picks one) through the streaming
+engine with the shipped models and vocoder (assets/), in 320 ms segments as if they were live. For each: the transcript and translation as they grow, with the source time read
 and compute time spent, the latency figures (plain and computation-aware), and the translated
 English speech written to --out. Ends with the corpus BLEU against the references.
 """
@@ -29,23 +29,31 @@ def main(argv=None):
     from .. import assets
     from ..streaming.replay import load_source
 
-    res, policy = load(args, p)
-    root = args.assets or assets.default_assets()
-    examples = assets.read_examples(root)
-    print(f"shipped model: {root / 'model'} (checksums verified); {len(examples)} examples; {args.segment_ms:g} ms segments\n")
-    hyps, refs, als = [], [], []
-    for ex in examples:
-        wav = load_source(ex["src_audio"])
-        print(f"== {ex['id']} ({len(wav) / 16000:.2f} s)\n  source     : {ex['src_text']}\n  reference  : {ex['tgt_text']}")
-        r = show(res, wav, args.segment_ms, policy, args.out / f"{ex['id']}.wav")
-        hyps.append(r.translation)
-        refs.append(ex["tgt_text"])
-        als.append(r.latency()["AL"])
-        print()
-    bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True, tokenize="13a")
-    print(f"{len(examples)} examples: BLEU {bleu.score:.1f} (lowercased, 13a), mean AL {sum(als) / len(als):.0f} ms; "
-          f"wavs in {args.out}; {time.time() - t0:.0f} s in all")
+    from .translate import shipped
 
+    pairs = shipped(args, p)
+    if args.pair is not None:
+        if args.pair not in pairs:
+            p.error(f"--pair {args.pair}: not shipped here; pairs: {', '.join(pairs)}")
+        pairs = {args.pair: pairs[args.pair]}
+    for name, root in pairs.items():
+        res, policy = load(args, p, root=root)
+        examples = assets.read_examples(root)
+        print(f"=== {name}: shipped model {root / 'model'} (checksums verified); {len(examples)} examples; "
+              f"{args.segment_ms:g} ms segments\n")
+        hyps, refs, als = [], [], []
+        for ex in examples:
+            wav = load_source(ex["src_audio"])
+            print(f"== {ex['id']} ({len(wav) / 16000:.2f} s)\n  source     : {ex['src_text']}\n  reference  : {ex['tgt_text']}")
+            r = show(res, wav, args.segment_ms, policy, args.out / f"{ex['id']}.wav")
+            hyps.append(r.translation)
+            refs.append(ex["tgt_text"])
+            als.append(r.latency()["AL"])
+            print()
+        bleu = sacrebleu.corpus_bleu(hyps, [refs], lowercase=True, tokenize="13a")
+        print(f"{name}: {len(examples)} examples: BLEU {bleu.score:.1f} (lowercased, 13a), mean AL {sum(als) / len(als):.0f} ms; "
+              f"wavs in {args.out}\n")
+    print(f"{len(pairs)} pair(s) in {time.time() - t0:.0f} s")
 
 if __name__ == "__main__":
     sys.exit(main())

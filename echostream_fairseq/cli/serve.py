@@ -5,6 +5,7 @@ protocol as JSON), WS /ws. By default it serves the shipped model (assets/).
 """
 import argparse
 import logging
+from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000)
     add_model_args(p)
+    m = p.add_argument_group("language pairs")
+    m.add_argument("--pairs", nargs="+", metavar="PAIR", help="the shipped pairs to serve (default: every pair in the assets "
+                                                               "folder; the first is what a 'start' without 'pair' gets)")
+    m.add_argument("--add-pair", nargs=3, action="append", default=[], metavar=("NAME", "CHECKPOINT", "DATA_DIR"),
+                   help="serve a fairseq-train checkpoint with its data folder as pair NAME too (repeatable)")
     g = p.add_argument_group("limits")
     g.add_argument("--max-sessions", type=int, default=4, help="concurrent streaming sessions (default 4)")
     g.add_argument("--max-session-seconds", type=float, default=600.0, help="source seconds per session (default 600)")
@@ -52,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     from ..config import parse_args
-    from .translate import load
+    from .translate import load, shipped
 
     p = build_parser()
     args = parse_args(p, argv)
@@ -64,7 +70,7 @@ def main(argv=None):
     import torch
     import uvicorn
 
-    from ..server.app import Access, ServerLimits, create_app
+    from ..server.app import Access, Pair, ServerLimits, create_app
 
     try:
         limits = ServerLimits(args.max_sessions, args.max_session_seconds, args.max_frame_bytes, int(args.segment_ms),
@@ -79,13 +85,36 @@ def main(argv=None):
               "(set --token or ECHOSTREAM_TOKEN)", file=sys.stderr)
     if args.threads:
         torch.set_num_threads(args.threads)
-    res, policy = load(args, p)
-    describe = {"checkpoint": str(args.checkpoint or (args.assets or "assets") / Path("model/checkpoint.pt")),
-                "vocoder": res.vocoder is not None, "device": str(res.device), "config": str(args.config) if args.config else None}
     from .. import assets
+    from ..streaming.engine import load_resources
 
-    examples = [] if args.checkpoint else assets.read_examples(args.assets or assets.default_assets())
-    app = create_app(res, policy, limits, describe, Access(tuple(args.allow_origin), args.token or None), examples)
+    if args.pair:
+        p.error("--pair picks the pair of echostream-translate; the server serves --pairs (default: all shipped)")
+    pairs = []
+    if args.checkpoint or args.data_dir:
+        if args.pairs:
+            p.error("--pairs names shipped pairs; it does not go with --checkpoint (use --add-pair for more models)")
+        res, policy = load(args, p)
+        pairs.append(Pair("custom", res, policy, [], {"checkpoint": str(args.checkpoint)}))
+    else:
+        available = shipped(args, p)
+        for name in args.pairs or list(available):
+            if name not in available:
+                p.error(f"--pairs {name}: not shipped in {args.assets or assets.default_assets()}; pairs: {', '.join(available)}")
+            res, policy = load(args, p, root=available[name])
+            pairs.append(Pair(name, res, policy, assets.read_examples(available[name]),
+                              {"checkpoint": str(available[name] / "model" / "checkpoint.pt")}))
+    for name, ckpt, data in args.add_pair:
+        if name in {x.name for x in pairs}:
+            p.error(f"--add-pair {name}: a pair of that name is served already")
+        for path in (ckpt, data):
+            if not Path(path).exists():
+                p.error(f"--add-pair {name}: no such file or folder: {path}")
+        res = load_resources(ckpt, data, device=args.device)
+        pairs.append(Pair(name, res, pairs[0].policy if res.punct is not None else replace(pairs[0].policy, punct_delay=None),
+                          [], {"checkpoint": str(ckpt)}))
+    describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
+    app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             proxy_headers=bool(args.forwarded_allow_ips), forwarded_allow_ips=args.forwarded_allow_ips or None, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),

@@ -18,6 +18,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     add_config_arg(p)
     g = p.add_argument_group("model (default: the shipped assets)")
     g.add_argument("--assets", type=Path, help="a shipped-assets folder (default: the repository's assets/)")
+    g.add_argument("--pair", help="which shipped language pair (e.g. es-en, ko-en; default: the assets folder's first)")
     g.add_argument("--checkpoint", type=Path, help="a fairseq-train checkpoint instead of the shipped model")
     g.add_argument("--data-dir", type=Path, help="its data folder (config.yaml names CMVN and vocoder)")
     g.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct; default: the "
@@ -30,9 +31,33 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     PolicyConfig.add_args(p)
 
 
-def load(args, p: argparse.ArgumentParser):
-    """(Resources, PolicyConfig) from the model arguments; checks the shipped assets' checksums."""
+def shipped(args, p: argparse.ArgumentParser) -> dict:
+    """{pair: assets folder} of the shipped assets (checksums verified)."""
     from .. import assets
+
+    try:
+        root = args.assets or assets.default_assets()
+    except FileNotFoundError as e:
+        p.error(str(e))
+    problems = assets.verify(root)
+    if problems:
+        p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
+    return assets.shipped_pairs(root)
+
+
+def pair_root(args, p: argparse.ArgumentParser):
+    """The assets folder of ``--pair`` (default: the first shipped pair)."""
+    pairs = shipped(args, p)
+    if args.pair is None:
+        return next(iter(pairs.values()))
+    if args.pair not in pairs:
+        p.error(f"--pair {args.pair}: not shipped here; pairs: {', '.join(pairs)}")
+    return pairs[args.pair]
+
+
+def load(args, p: argparse.ArgumentParser, root=None):
+    """(Resources, PolicyConfig) from the model arguments (or the shipped assets folder ``root``);
+    checks the shipped assets' checksums."""
     from ..streaming.engine import PolicyConfig, check_device, load_resources
 
     try:
@@ -43,20 +68,18 @@ def load(args, p: argparse.ArgumentParser):
         p.error("--vocoder and --vocoder-config go together")
     voc = {"vocoder_checkpoint": args.vocoder, "vocoder_config": args.vocoder_config}
     learned = not args.no_punct
-    if args.checkpoint or args.data_dir:
+    if root is None and (args.checkpoint or args.data_dir):
         if not (args.checkpoint and args.data_dir):
             p.error("--checkpoint and --data-dir go together")
+        if args.pair:
+            p.error("--pair picks a shipped pair; it does not go with --checkpoint")
         pm = args.punct if learned else None
         res = load_resources(args.checkpoint, args.data_dir, punct_model=pm, device=args.device, **voc)
     else:
-        try:
-            root = args.assets or assets.default_assets()
-        except FileNotFoundError as e:
-            p.error(str(e))
-        problems = assets.verify(root)
-        if problems:
-            p.error("shipped assets are damaged:\n  " + "\n  ".join(problems))
+        root = root or pair_root(args, p)
         pm = (args.punct or root / "model" / "punct.pt") if learned else None
+        if args.punct is None and pm is not None and not pm.is_file():
+            pm = None  # this pair ships no punctuation model: no learned boundaries (logged by PolicyConfig)
         res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm, device=args.device, **voc)
     try:
         policy = PolicyConfig.from_args(args, punct_model=pm is not None)

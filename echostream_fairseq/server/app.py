@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
@@ -149,18 +149,19 @@ class _Connection:
         if self.start is not None:
             raise ProtocolError("already_started", "'start' was already received on this connection")
         lim = self.st.limits
-        start = parse_start(msg, lim.default_segment_ms, lim.max_segment_ms)
+        start = parse_start(msg, lim.default_segment_ms, lim.max_segment_ms, list(self.st.pairs))
         if self.st.active >= lim.max_sessions:
             raise ProtocolError("busy", f"the server is running its maximum of {lim.max_sessions} sessions", close_code=1013)
         self.st.active += 1
         self.st.metrics.sessions.inc()
         self.start = start
-        self.session = StreamingSession(self.st.res, self.st.policy, speech="speech" in start.outputs and self.st.res.vocoder is not None)
+        pair = self.st.pairs[start.pair]
+        self.session = StreamingSession(pair.res, pair.policy, speech="speech" in start.outputs and pair.res.vocoder is not None)
         self.resampler = features.StreamingResampler(start.sample_rate)
         self.feeder = SegmentFeeder(start.segment_ms)
         self.record = Replay(source_ms=0.0)
         self.id = next(self.st.ids)
-        await self.send_json({"type": "ready", "session": self.id, "segment_ms": start.segment_ms,
+        await self.send_json({"type": "ready", "session": self.id, "segment_ms": start.segment_ms, "pair": start.pair,
                               "output_audio": {"sample_rate": features.SAMPLE_RATE, "format": "s16le", "channels": 1}})
 
     async def on_audio(self, data: bytes):
@@ -249,15 +250,31 @@ def example_set(rows) -> dict:
                           "path": r["src_audio"]} for r in rows]}
 
 
-def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Optional[ServerLimits] = None, describe: Optional[dict] = None,
-               access: Optional[Access] = None, examples: Optional[list] = None):
+@dataclass
+class Pair:
+    """A language pair the server translates: its model, its example sentences (corpus list rows
+    with audio paths) and what /config says about it."""
+
+    name: str
+    res: Resources
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    examples: list = field(default_factory=list)
+    describe: dict = field(default_factory=dict)
+
+
+def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, describe: Optional[dict] = None,
+               access: Optional[Access] = None):
+    """The app over ``pairs`` (the first is what a 'start' without a 'pair' gets)."""
+    if not pairs or len({p.name for p in pairs}) != len(pairs):
+        raise ValueError(f"a server needs one or more pairs with distinct names, got {[p.name for p in pairs]}")
     app = FastAPI(title="EchoStream", docs_url=None, redoc_url=None)
     st = app.state
-    st.res, st.policy, st.limits, st.access = res, policy or PolicyConfig(), limits or ServerLimits(), access or Access()
+    st.pairs = {p.name: p for p in pairs}
+    st.limits, st.access = limits or ServerLimits(), access or Access()
     st.active, st.served, st.ids = 0, 0, itertools.count(1)
     st.open, st.per_client = 0, {}
     st.metrics = Metrics()
-    st.examples = example_set(examples or [])
+    st.examples = {p.name: example_set(p.examples) for p in pairs}
     st.draining = False  # set on shutdown: new connections are refused, those in flight may finish
     st.connections = set()
     # batched: by default one worker steps the waiting sessions together; --max-batch 1: each
@@ -277,20 +294,30 @@ def create_app(res: Resources, policy: Optional[PolicyConfig] = None, limits: Op
 
     @app.get("/config")
     def config():
-        return JSONResponse({"model": describe or {}, "policy": asdict(st.policy), "limits": asdict(st.limits),
+        first = next(iter(st.pairs.values()))
+        return JSONResponse({"model": describe or {}, "policy": asdict(first.policy), "limits": asdict(st.limits),
+                             "pairs": {name: {**p.describe, "policy": asdict(p.policy), "source_language": st.examples[name]["source_language"],
+                                              "target_language": st.examples[name]["target_language"],
+                                              "speech_output": p.res.vocoder is not None} for name, p in st.pairs.items()},
+                             "default_pair": next(iter(st.pairs)),
                              "access": {"allowed_origins": list(st.access.allowed_origins) or ["(its own origin)"],
                                         "token_required": st.access.token is not None},
-                             "speech_output": st.res.vocoder is not None,
+                             "speech_output": all(p.res.vocoder is not None for p in st.pairs.values()),
                              "output_audio": {"sample_rate": features.SAMPLE_RATE, "format": "s16le", "channels": 1}})
 
     @app.get("/examples")
-    def examples_list():
-        return {k: ([{x: e[x] for x in ("id", "text", "translation", "audio")} for e in v] if k == "examples" else v)
-                for k, v in st.examples.items()}
+    def examples_list(pair: Optional[str] = None):
+        name = pair or next(iter(st.pairs))
+        if name not in st.examples:
+            return JSONResponse({"error": f"no pair {name!r}; pairs: {', '.join(st.pairs)}"}, status_code=404)
+        return {"pair": name, "pairs": list(st.pairs),
+                **{k: ([{x: e[x] for x in ("id", "text", "translation", "audio")} for e in v] if k == "examples" else v)
+                   for k, v in st.examples[name].items()}}
 
     @app.get("/examples/{name}.wav")
     def example_audio(name: str):
-        ex = next((e for e in st.examples["examples"] if e["id"] == name), None)  # only the listed files
+        listed = (e for s in st.examples.values() for e in s["examples"])
+        ex = next((e for e in listed if e["id"] == name), None)  # only the listed files
         if ex is None:
             return JSONResponse({"error": f"no example {name!r}"}, status_code=404)
         return FileResponse(ex["path"], media_type="audio/wav")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 FORMATS = {"s16le": 2, "f32le": 4}  # bytes per sample
 OUTPUTS = ("asr", "translation", "speech")
@@ -18,6 +18,8 @@ PROTOCOL = {
             "channels": "int, interleaved channels (averaged to mono); default 1",
             "segment_ms": "int, source per engine step (latency/cost trade-off); default 320",
             "outputs": "list of 'asr', 'translation', 'speech'; default all",
+            "pair": "the language pair to translate, one of GET /config's 'pairs' (e.g. 'es-en', 'ko-en'); default the "
+                    "server's first",
         },
         "binary frames": "raw PCM in the declared format, whole samples of all channels per frame, after 'start'",
         "end": {"type": "end"},
@@ -43,7 +45,7 @@ PROTOCOL = {
         "unknown_type": "a JSON message whose 'type' is not start/end",
         "not_started": "binary or 'end' before 'start'",
         "already_started": "a second 'start'",
-        "bad_start": "a 'start' field out of range (sample_rate, format, channels, segment_ms, outputs)",
+        "bad_start": "a 'start' field out of range (sample_rate, format, channels, segment_ms, outputs, pair)",
         "bad_frame": "a binary frame that is not whole samples of the declared format and channels",
         "frame_too_large": "a binary frame over the server's max_frame_bytes",
         "session_too_long": "more source than the server's max_session_seconds",
@@ -74,13 +76,16 @@ class Start:
     channels: int
     segment_ms: int
     outputs: List[str]
+    pair: str
 
     @property
     def frame_bytes(self) -> int:
         return FORMATS[self.format] * self.channels
 
 
-def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int) -> Start:
+def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: Sequence[str] = ("es-en",)) -> Start:
+    """A validated 'start' message; ``pairs``: the language pairs the server serves, the first
+    being the default."""
     def field(name, kind, default=None):
         v = msg.get(name, default)
         if v is None:
@@ -104,7 +109,10 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int) -> Star
     outs = msg.get("outputs", list(OUTPUTS))
     if not isinstance(outs, list) or not outs or any(o not in OUTPUTS for o in outs):
         raise ProtocolError("bad_start", f"outputs must be a non-empty list drawn from {list(OUTPUTS)}, got {outs!r}")
-    return Start(sr, fmt, ch, seg, outs)
+    pair = msg.get("pair", pairs[0])
+    if not isinstance(pair, str) or pair not in pairs:
+        raise ProtocolError("bad_start", f"pair {pair!r} is not served here; pairs: {', '.join(pairs)}")
+    return Start(sr, fmt, ch, seg, outs, pair)
 
 
 def decode_frame(data: bytes, start: Optional[Start]):

@@ -3,6 +3,10 @@
 const $ = (id) => document.getElementById(id);
 const RATE = 16000;
 let ws = null, ctx = null, stream = null, node = null, playAt = 0, audioMs = 0, down = null, sentences = 0;
+// The record button in the language the speaker is about to speak (the source of the chosen pair).
+const RECORD = { Spanish: ["● Grabar", "■ Parar"], Korean: ["● 녹음 시작", "■ 녹음 중지"], German: ["● Aufnehmen", "■ Stopp"],
+                 French: ["● Enregistrer", "■ Arrêter"], English: ["● Record", "■ Stop"] };
+let recordLabels = RECORD.English;
 
 function status(s) { $("status").textContent = s; }
 
@@ -48,8 +52,9 @@ function open(onReady) {
   ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws" +
                      (token ? "?token=" + encodeURIComponent(token) : ""));
   ws.binaryType = "arraybuffer";
-  ws.onopen = () => ws.send(JSON.stringify({ type: "start", sample_rate: RATE, format: "s16le", channels: 1,
-                                              segment_ms: parseInt($("segment").value, 10) }));
+  const start = { type: "start", sample_rate: RATE, format: "s16le", channels: 1, segment_ms: parseInt($("segment").value, 10) };
+  if ($("pair").value) start.pair = $("pair").value;
+  ws.onopen = () => ws.send(JSON.stringify(start));
   ws.onmessage = (m) => {
     if (typeof m.data !== "string") { playPcm(m.data); return; }
     const ev = JSON.parse(m.data);
@@ -81,14 +86,16 @@ async function startRecording() {
     node.port.onmessage = (e) => { if (ws && ws.readyState === 1) { const y = down(e.data); if (y.length) ws.send(toS16(y)); } };
     src.connect(node);
   });
-  $("record").textContent = "■ Stop"; $("record").classList.add("recording");
+  $("record").textContent = recordLabels[1]; $("record").classList.add("recording");
+  $("pair").disabled = true;
 }
 
 function stopRecording() {
   if (node) { node.disconnect(); node = null; }
   if (stream) { stream.getTracks().forEach((t) => t.stop()); stream = null; }
   if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "end" }));
-  $("record").textContent = "● Record"; $("record").classList.remove("recording");
+  $("record").textContent = recordLabels[0]; $("record").classList.remove("recording");
+  $("pair").disabled = false;
   status("finishing");
 }
 
@@ -128,7 +135,30 @@ async function playExample(ex) {
   });
 }
 
-fetch("/examples").then((r) => r.json()).then((info) => {
+// The language pairs the server serves; choosing one switches the examples and the labels.
+function showPair(pair) {
+  return fetch("/examples?pair=" + encodeURIComponent(pair)).then((r) => r.json()).then(showExamples);
+}
+
+fetch("/config").then((r) => r.json()).then((cfg) => {
+  const names = Object.keys(cfg.pairs || {});
+  for (const name of names) {
+    const o = document.createElement("option");
+    const p = cfg.pairs[name];
+    o.value = name;
+    o.textContent = p.source_language && p.target_language ? `${p.source_language} → ${p.target_language}` : name;
+    $("pair").append(o);
+  }
+  $("pair").value = cfg.default_pair || names[0] || "";
+  $("pair").onchange = () => { if (!stream) showPair($("pair").value); };
+  return showPair($("pair").value);
+}).catch(() => {});
+
+function showExamples(info) {
+  recordLabels = RECORD[info.source_language] || RECORD.English;
+  if (!stream) $("record").textContent = recordLabels[0];
+  $("examples").textContent = "";
+  $("examples-box").hidden = true;
   if (info.source_language) {
     $("sub").textContent = `This model understands ${info.source_language} and answers in ${info.target_language}, ` +
       "text and speech, as you speak. It was trained on synthetic voices only: the examples below show what it knows.";
@@ -145,4 +175,4 @@ fetch("/examples").then((r) => r.json()).then((info) => {
     $("examples").append(li);
   }
   $("examples-box").hidden = false;
-}).catch(() => {});
+}
