@@ -5,16 +5,22 @@
 #   6 vocoder resynthesis check                7 SimulEval at several segment sizes
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
-# Knobs (environment): DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
+# Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
 #   SEGMENTS SPEECH_SEGMENTS
+# PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
+#   target sentencepiece model, vocoder: stage 2 is es-en's), and its model and punctuation model
+#   go to runs/toy_mini_ko-en and runs/punct_ko-en. Stages 4-8 (export, evaluation) ship es-en only
+#   so far.
 # INIT_FROM=CKPT: stage 3 starts from that checkpoint wherever names and shapes match (fairseq-train
 #   --init-from; e.g. a model trained on other units) and trains MAX_UPDATE updates with silence
 #   augmentation in one phase.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FIRST=${1:-1}; LAST=${2:-8}
-DATA_ROOT=${DATA_ROOT:-data/toy}; C=$DATA_ROOT/es-en; D=$C/prepared
-RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini; EVAL=$RUNS/toy_eval
+export PAIR=${PAIR:-es-en}
+DATA_ROOT=${DATA_ROOT:-data/toy}; C=$DATA_ROOT/$PAIR; D=$C/prepared
+SUFFIX=$([ "$PAIR" = es-en ] || echo "_$PAIR")
+RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini$SUFFIX; EVAL=$RUNS/toy_eval$SUFFIX
 ASSETS=${ASSETS:-assets}
 # vocoder: regression (mel + multi-resolution STFT) until VOC_GAN_START, then adversarial
 VOC_STEPS=${VOC_STEPS:-7000}
@@ -52,8 +58,9 @@ else
   train_cmd config_aug.yaml "$((MAX_UPDATE + FT_UPDATES))"; TRAIN2=("${TRAIN_CMD[@]}")
 fi
 
-PUNCT=$RUNS/punct/punct.pt
-PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.es" --valid-text "$C/dev.es" --spm "$D/spm_src.model"
+PUNCT=$RUNS/punct$SUFFIX/punct.pt
+SRC=${PAIR%%-*}
+PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.$SRC" --valid-text "$C/dev.$SRC" --spm "$D/spm_src.model"
   --dict "$D/dict_src.txt" --out "$PUNCT" --steps 1500 --threads 1 --no-progress-bar)
 LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --pause-ms 700 1200 --format flac --seed 1"
   "$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --no-pause --format flac --seed 2")
@@ -61,7 +68,11 @@ LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/lon
 if stage 1; then
   say "1/8 data"; examples/toy_es_en/prepare_data.sh "$DATA_ROOT"
 fi
-if stage 2; then
+if [ "$PAIR" != es-en ] && { stage 2 || stage 4 || stage 5 || stage 6 || stage 7 || stage 8; }; then
+  [ "$FIRST" -le 3 ] && [ "$LAST" -ge 3 ] || { echo "PAIR=$PAIR: this recipe runs stages 1 and 3 for it so far (the vocoder is es-en's)" >&2; exit 1; }
+  LAST=3; [ "$FIRST" -le 1 ] || FIRST=3
+fi
+if stage 2 && [ "$PAIR" = es-en ]; then
   say "2/8 vocoder: $VOC_STEPS steps -> $VOC (log $VOC/train.log)"
   mkdir -p "$VOC"; logged "$VOC/train.log" "${VOC_CMD[@]}"
 fi
