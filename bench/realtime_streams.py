@@ -91,7 +91,7 @@ def paper_checkpoint(assets_dir: Path, out: Path) -> Path:
     model = EchoStreamModel.build_model(args, task)
     state["cfg"]["model"] = args
     state["model"] = model.state_dict()
-    state["last_optimizer_state"], state["optimizer_history"] = None, []
+    state["last_optimizer_state"] = None
     out.mkdir(parents=True, exist_ok=True)
     torch.save(state, out / "checkpoint.pt")
     return out / "checkpoint.pt"
@@ -108,6 +108,8 @@ def probe(args, wav, mode: str, n: int, port: int, model_args=()):
                             stderr=subprocess.DEVNULL)
     try:
         for _ in range(240):
+            if proc.poll() is not None:
+                raise SystemExit(f"echostream-serve ({mode}, {n} streams) exited with {proc.returncode}: {' '.join(proc.args)}")
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
                 break
