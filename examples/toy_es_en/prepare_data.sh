@@ -12,12 +12,13 @@ K=${K:-1000}
 BIN=.venv/bin
 C=$OUT/$PAIR
 SHARED=$OUT/es-en  # the pair whose English target side the others share
-UNIT_ARGS=(--num-units $K); SPM_ARGS=()
+UNIT_ARGS=(--num-units $K); SPM_ARGS=(); KMEANS=$C/units/kmeans.npy
 if [ "$PAIR" != es-en ]; then
   for f in "$SHARED/units/kmeans.npy" "$SHARED/prepared/spm_tgt.model"; do
     [ -f "$f" ] || { echo "PAIR=$PAIR shares es-en's target side, but $f is missing: run examples/toy_es_en/prepare_data.sh $OUT first" >&2; exit 1; }
   done
-  UNIT_ARGS=(--kmeans "$SHARED/units/kmeans.npy"); SPM_ARGS=(--tgt-spm "$SHARED/prepared/spm_tgt.model")
+  KMEANS=$SHARED/units/kmeans.npy
+  UNIT_ARGS=(--kmeans "$KMEANS"); SPM_ARGS=(--tgt-spm "$SHARED/prepared/spm_tgt.model")
 fi
 
 stage() { echo "== $1 ($(date +%T))"; }
@@ -44,7 +45,7 @@ if [ ! -f "$C/prepared/config.yaml" ]; then
 fi
 if [ ! -f "$C/prepared/test_unseen.tsv" ]; then
   echo "   + test_unseen (the quantiser fitted above; the folder's own sentencepiece models)"
-  $BIN/echostream-extract-units --lists "$C/test_unseen.tsv" --out "$C/units_test_unseen" --kmeans "$C/units/kmeans.npy"
+  $BIN/echostream-extract-units --lists "$C/test_unseen.tsv" --out "$C/units_test_unseen" --kmeans "$KMEANS"
   $BIN/echostream-prep-s2st --add-to "$C/prepared" --lists "$C/test_unseen.tsv" --units-dir "$C/units_test_unseen"
 fi
 du -sh "$C/wav" "$C/units" "$C/prepared"
