@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 from echostream_fairseq import assets
+from test_pairs import two_pairs  # noqa: F401  (the same server with a second pair)
 from test_server import server  # noqa: F401  (the real uvicorn server fixture)
 
 pytestmark = pytest.mark.slow
@@ -110,3 +111,33 @@ def test_example_audio_is_served_and_nothing_else(server):  # noqa: F811
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(base + bad, timeout=10)
         assert e.value.code == 404
+
+
+def test_the_pair_selector_switches_examples_and_labels(two_pairs, browser):  # noqa: F811
+    """With two pairs served, the page lists both; choosing one shows its examples and labels,
+    and a recording goes to the chosen pair."""
+    base, _ = two_pairs
+    drv, wav = browser
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    drv.get(base + "/")
+    _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li"))
+    pair = Select(drv.find_element(By.ID, "pair"))
+    assert [o.get_attribute("value") for o in pair.options] == ["es-en", "xx-en"]
+    assert drv.find_element(By.ID, "record").text == "● Grabar"
+    pair.select_by_value("xx-en")
+    _wait(lambda: drv.find_element(By.ID, "record").text == "● Record")  # the micro pair names no language
+    assert not drv.find_element(By.ID, "examples-box").is_displayed()
+    drv.find_element(By.ID, "file").send_keys(str(wav))
+    _wait(lambda: drv.find_element(By.ID, "status").text == "done", timeout=90)
+    micro = drv.find_element(By.ID, "translation").text
+    pair.select_by_value("es-en")
+    _wait(lambda: drv.find_element(By.ID, "record").text == "● Grabar")
+    _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li"))
+    drv.execute_script("document.getElementById('status').textContent = 'idle'")
+    drv.find_element(By.ID, "file").clear()
+    drv.find_element(By.ID, "file").send_keys(str(wav))
+    _wait(lambda: drv.find_element(By.ID, "status").text == "done", timeout=90)
+    shipped = drv.find_element(By.ID, "translation").text
+    assert len(shipped.split()) >= 2 and shipped != micro  # each upload went to the pair chosen for it
