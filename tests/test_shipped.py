@@ -140,3 +140,39 @@ def test_shipped_vocoder_resynthesises_held_out_speech_intelligibly(tmp_path):
         refs.append(normalise(en).split())
     w_orig, w_re = wer(hyp_orig, refs), wer(hyp_re, refs)
     assert w_re <= w_orig + 10, (w_re, w_orig)
+
+
+@pytest.mark.slow
+def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tmp_path):
+    """--pair-of: a second pair goes to assets/pairs/<pair>/ with its own model and examples and
+    the shipped vocoder; the manifest covers it, the size bound holds for the whole folder, and
+    the CLIs pick it with --pair. (The shipped es-en model stands in for the second model.)"""
+    import shutil
+
+    from echostream_fairseq.prep.corpus import read_list, write_tsv
+
+    copy = tmp_path / "assets"
+    shutil.copytree(ROOT, copy)
+    rows = read_list(ROOT / "examples" / "examples.tsv")
+    lst = tmp_path / "xx" / "test.tsv"
+    lst.parent.mkdir()
+    for r in rows:
+        shutil.copyfile(ROOT / "examples" / r["src_audio"], lst.parent / r["src_audio"])
+    write_tsv(lst, ["id", "src_audio", "src_text", "tgt_text"],
+              [[r["id"].replace("es-en", "xx-en"), r["src_audio"], r["src_text"], r["tgt_text"]] for r in rows])
+    export = [cli("echostream-export-assets"), "--pair-of", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt",
+              "--data-dir", ROOT / "model", "--punct", ROOT / "model" / "punct.pt", "--examples-list", lst, "--num-examples", "2"]
+    p = subprocess.run([*export, "--max-mb", "25"], capture_output=True, text=True)
+    assert p.returncode == 2 and "more than --max-mb 25" in p.stderr and not (copy / "pairs" / "xx-en").exists()
+    p = subprocess.run([*export, "--max-mb", "40"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert assets.verify(copy) == [] and list(assets.shipped_pairs(copy)) == ["es-en", "xx-en"]
+    assert not (copy / "pairs" / "xx-en" / "model" / "vocoder").exists()  # the vocoder is shared
+    outs = {}
+    for pair in ("es-en", "xx-en"):
+        r = subprocess.run([cli("echostream-translate"), ROOT / "examples" / rows[0]["src_audio"],
+                            tmp_path / f"{pair}.wav", "--assets", copy, "--pair", pair], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs[pair] = [l for l in r.stdout.splitlines() if "translation:" in l][-1]
+    assert outs["es-en"] == outs["xx-en"]  # the same model behind both pairs, through the shared vocoder
+    assert sf.info(str(tmp_path / "xx-en.wav")).frames > 0

@@ -4,6 +4,11 @@ Copies the model (weights without optimiser state; fp32 unless --model-fp16) wit
 the vocoder (fp16 generator, fairseq's format), the unit quantiser and a few example source wavs,
 then writes MANIFEST.sha256 and BUILD.md (the commands that built them). Refuses to write more
 than --max-mb in all. ``--verify DIR`` only checks an existing folder against its manifest.
+
+``--pair-of DIR`` exports a further language pair into DIR/pairs/<pair>/ (the pair named by the
+example ids, e.g. ko-en): its model, punctuation model and examples, sharing DIR's vocoder and
+unit quantiser; DIR's manifest is rewritten and --max-mb holds for DIR in all. Re-exporting DIR
+itself keeps the pairs it holds.
 """
 import argparse
 import shlex
@@ -27,6 +32,8 @@ def main(argv=None):
     p.add_argument("--longform", type=Path, help="long-form test streams (echostream-make-longform output) -> longform/")
     p.add_argument("--built-by", action="append", default=[], help="a command that produced the inputs (repeatable; recorded in BUILD.md)")
     p.add_argument("--out", type=Path, default=Path("assets"))
+    p.add_argument("--pair-of", type=Path, metavar="DIR",
+                   help="export a further language pair into DIR/pairs/<pair>/, sharing DIR's vocoder (no --vocoder, --kmeans)")
     p.add_argument("--max-mb", type=float, default=25.0)
     p.add_argument("--model-fp16", action="store_true",
                    help="store the model's weights in fp16 (half the size; on the toy mini model it changed 162 of 200 "
@@ -39,6 +46,8 @@ def main(argv=None):
         problems = assets.verify(args.verify)
         print("\n".join(problems) if problems else f"{args.verify}: all checksums match")
         return 1 if problems else 0
+    if args.pair_of:
+        return export_pair(args, p, argv)
     for name in ("checkpoint", "data_dir", "vocoder", "kmeans", "examples_list"):
         if getattr(args, name) is None:
             p.error(f"--{name.replace('_', '-')} is required")
@@ -48,41 +57,22 @@ def main(argv=None):
     if args.longform and not (args.longform / "sentences.tsv").is_file():
         p.error(f"{args.longform}: no sentences.tsv (make it with echostream-make-longform)")
     voc_cfg = args.vocoder_config or args.vocoder.parent / "config.json"
-    from ..prep.corpus import read_list, write_tsv
-
-    rows = read_list(args.examples_list)
-    if len(rows) < args.num_examples:
-        p.error(f"{args.examples_list}: {len(rows)} rows, fewer than --num-examples {args.num_examples}")
-    step = len(rows) // args.num_examples
-    picked = rows[::step][: args.num_examples]
-
+    picked = _pick_examples(args, p)
     tmp = args.out.with_name(f".{args.out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     assets.export_vocoder(args.vocoder, voc_cfg, tmp / "model" / "vocoder")
     assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir="vocoder", fp16=args.model_fp16)
-    if args.punct:
-        from ..punct import PunctModel
-        from fairseq.data import Dictionary
-
-        PunctModel.load(args.punct).check_dictionary(Dictionary.load(str(tmp / "model" / "dict_src.txt")), "the model's dict_src.txt")
-        shutil.copyfile(args.punct, tmp / "model" / "punct.pt")
+    _copy_punct(args, tmp / "model")
     if args.longform:
         shutil.copytree(args.longform, tmp / "longform")
     (tmp / "units").mkdir(parents=True)
     shutil.copyfile(args.kmeans, tmp / "units" / "kmeans.npy")
-    ex = tmp / "examples"
-    ex.mkdir()
-    for r in picked:
-        shutil.copyfile(args.examples_list.parent / r["src_audio"], ex / f"{r['id']}.wav")
-    write_tsv(ex / "examples.tsv", ["id", "src_audio", "src_text", "tgt_text"],
-              [[r["id"], f"{r['id']}.wav", r["src_text"], r["tgt_text"]] for r in picked])
-    cmd = " ".join(shlex.quote(a) for a in ["echostream-export-assets", *(argv if argv is not None else sys.argv[1:])])
-    lines = ["# How these assets were built", "", f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by:", "",
-             "```bash", cmd, "```", ""]
-    if args.built_by:
-        lines += ["from inputs made by:", "", "```bash", *args.built_by, "```", ""]
-    lines += ["`examples/toy_es_en/run.sh` runs all of it, stage by stage; `echostream-export-assets --verify assets` checks the files.", ""]
+    _write_examples(args, picked, tmp / "examples")
+    lines = ["# How these assets were built", "", *_build_lines(args, argv),
+             "`examples/toy_es_en/run.sh` runs all of it, stage by stage; `echostream-export-assets --verify assets` checks the files.", ""]
     (tmp / "BUILD.md").write_text("\n".join(lines))
+    if (args.out / assets.PAIRS_DIR).is_dir():  # further pairs stay
+        shutil.copytree(args.out / assets.PAIRS_DIR, tmp / assets.PAIRS_DIR)
     assets.write_manifest(tmp)
     size = assets.total_size(tmp) / 2**20
     if size > args.max_mb:
@@ -92,6 +82,96 @@ def main(argv=None):
         shutil.rmtree(args.out)
     tmp.rename(args.out)
     print(f"{args.out}: {size:.1f} MB, {len(picked)} examples; manifest {args.out / assets.MANIFEST}")
+    return 0
+
+
+def _pick_examples(args, p):
+    from ..prep.corpus import read_list
+
+    if args.examples_list is None or not args.examples_list.is_file():
+        p.error(f"--examples-list: not found: {args.examples_list}")
+    rows = read_list(args.examples_list)
+    if len(rows) < args.num_examples:
+        p.error(f"{args.examples_list}: {len(rows)} rows, fewer than --num-examples {args.num_examples}")
+    step = len(rows) // args.num_examples
+    return rows[::step][: args.num_examples]
+
+
+def _write_examples(args, picked, ex: Path) -> None:
+    from ..prep.corpus import write_tsv
+
+    ex.mkdir(parents=True)
+    for r in picked:
+        shutil.copyfile(args.examples_list.parent / r["src_audio"], ex / f"{r['id']}.wav")
+    write_tsv(ex / "examples.tsv", ["id", "src_audio", "src_text", "tgt_text"],
+              [[r["id"], f"{r['id']}.wav", r["src_text"], r["tgt_text"]] for r in picked])
+
+
+def _copy_punct(args, model_dir: Path) -> None:
+    if args.punct:
+        from fairseq.data import Dictionary
+
+        from ..punct import PunctModel
+
+        PunctModel.load(args.punct).check_dictionary(Dictionary.load(str(model_dir / "dict_src.txt")), "the model's dict_src.txt")
+        shutil.copyfile(args.punct, model_dir / "punct.pt")
+
+
+def _build_lines(args, argv) -> list:
+    cmd = " ".join(shlex.quote(a) for a in ["echostream-export-assets", *(argv if argv is not None else sys.argv[1:])])
+    lines = [f"Exported {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by:", "", "```bash", cmd, "```", ""]
+    if args.built_by:
+        lines += ["from inputs made by:", "", "```bash", *args.built_by, "```", ""]
+    return lines
+
+
+def export_pair(args, p, argv) -> int:
+    """A further pair into ``args.pair_of``/pairs/<pair>/, sharing its vocoder."""
+    import re
+
+    from .. import assets
+
+    root = args.pair_of
+    problems = assets.verify(root)
+    if problems:
+        p.error(f"--pair-of {root}: " + "; ".join(problems))
+    for name in ("checkpoint", "data_dir"):
+        if getattr(args, name) is None:
+            p.error(f"--{name.replace('_', '-')} is required")
+    for f in (args.checkpoint,) + ((args.punct,) if args.punct else ()):
+        if not f.is_file():
+            p.error(f"not found: {f}")
+    if args.vocoder or args.kmeans or args.longform:
+        p.error("--pair-of shares the vocoder and quantiser of its assets folder: no --vocoder, --kmeans or --longform")
+    picked = _pick_examples(args, p)
+    m = re.match(r"^([a-z]{2,3}-[a-z]{2,3})-", picked[0]["id"])
+    if m is None:
+        p.error(f"{args.examples_list}: ids like ko-en-test-00000 name the pair; got {picked[0]['id']!r}")
+    pair = m.group(1)
+    if pair == assets.pair_name(root):
+        p.error(f"{root} is the {pair} pair itself; export it without --pair-of")
+    gens = sorted((root / "model" / "vocoder").glob("g_*"))
+    if not gens:
+        p.error(f"{root}/model/vocoder holds no generator (g_*)")
+    dest = root / assets.PAIRS_DIR / pair
+    tmp = dest.with_name(f".{pair}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # the shared vocoder, relative to this pair's model folder (assets/pairs/<pair>/model)
+    (tmp / "model").mkdir(parents=True)
+    shared = "../../../model/vocoder"
+    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=shared, fp16=args.model_fp16)
+    _copy_punct(args, tmp / "model")
+    _write_examples(args, picked, tmp / "examples")
+    (tmp / "BUILD.md").write_text("\n".join([f"# How the {pair} pair was built", "", *_build_lines(args, argv)]))
+    size = (assets.total_size(root) - (assets.total_size(dest) if dest.exists() else 0)) / 2**20  # tmp is under root
+    if size > args.max_mb:
+        shutil.rmtree(tmp)
+        p.error(f"with {pair} the assets would take {size:.1f} MB, more than --max-mb {args.max_mb}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    assets.write_manifest(root)
+    print(f"{dest}: pair {pair}; {root}: {size:.1f} MB in all; manifest {root / assets.MANIFEST}")
     return 0
 
 
