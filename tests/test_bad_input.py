@@ -186,3 +186,16 @@ def test_voice_augment_config_errors_name_the_file_and_key(data_copy, entry, mat
     p.write_text(yaml.safe_dump(cfg))
     with pytest.raises(DataConfigError, match=rf"config\.yaml: voice_augment.*{match}"):
         build(data_copy)
+
+
+def test_start_fields_are_checked_and_never_echoed_at_length():
+    from echostream_fairseq.server.protocol import ProtocolError, parse_start
+
+    pairs = ["es-en", "ko-en"]
+    assert parse_start({"sample_rate": 16000}, 320, 5000, pairs).pair == "es-en"  # the default: the first pair
+    assert parse_start({"sample_rate": 16000, "pair": "ko-en"}, 320, 5000, pairs).pair == "ko-en"
+    for bad in ({"pair": "fr-en"}, {"pair": ["es-en"]}, {"pair": None}, {"pair": "x" * 100_000}, {"format": "y" * 100_000},
+                {"outputs": ["z" * 100_000]}):
+        with pytest.raises(ProtocolError) as e:
+            parse_start({"sample_rate": 16000, **bad}, 320, 5000, pairs)
+        assert e.value.code == "bad_start" and len(e.value.message) < 200, e.value.message

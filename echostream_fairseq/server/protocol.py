@@ -83,6 +83,12 @@ class Start:
         return FORMATS[self.format] * self.channels
 
 
+def _shown(v, n: int = 60) -> str:
+    """A client's value in an error message, cut short (the message must not echo megabytes)."""
+    r = repr(v)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
 def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: Sequence[str] = ("es-en",)) -> Start:
     """A validated 'start' message; ``pairs``: the language pairs the server serves, the first
     being the default."""
@@ -91,7 +97,7 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
         if v is None:
             raise ProtocolError("bad_start", f"'start' needs '{name}'")
         if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
-            raise ProtocolError("bad_start", f"'{name}' must be an integer, got {v!r}")
+            raise ProtocolError("bad_start", f"'{name}' must be an integer, got {_shown(v)}")
         return v
 
     sr = field("sample_rate", int)
@@ -99,7 +105,7 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
         raise ProtocolError("bad_start", f"sample_rate {sr} is outside 1..{MAX_SAMPLE_RATE} Hz")
     fmt = field("format", str, "s16le")
     if fmt not in FORMATS:
-        raise ProtocolError("bad_start", f"format {fmt!r} is not one of {sorted(FORMATS)}")
+        raise ProtocolError("bad_start", f"format {_shown(fmt)} is not one of {sorted(FORMATS)}")
     ch = field("channels", int, 1)
     if not 1 <= ch <= 8:
         raise ProtocolError("bad_start", f"channels {ch} is outside 1..8")
@@ -108,10 +114,10 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
         raise ProtocolError("bad_start", f"segment_ms {seg} is outside 20..{max_segment_ms}")
     outs = msg.get("outputs", list(OUTPUTS))
     if not isinstance(outs, list) or not outs or any(o not in OUTPUTS for o in outs):
-        raise ProtocolError("bad_start", f"outputs must be a non-empty list drawn from {list(OUTPUTS)}, got {outs!r}")
+        raise ProtocolError("bad_start", f"outputs must be a non-empty list drawn from {list(OUTPUTS)}, got {_shown(outs)}")
     pair = msg.get("pair", pairs[0])
     if not isinstance(pair, str) or pair not in pairs:
-        raise ProtocolError("bad_start", f"pair {pair!r} is not served here; pairs: {', '.join(pairs)}")
+        raise ProtocolError("bad_start", f"pair {_shown(pair)} is not served here; pairs: {', '.join(pairs)}")
     return Start(sr, fmt, ch, seg, outs, pair)
 
 
