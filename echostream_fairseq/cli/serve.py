@@ -11,19 +11,6 @@ import sys
 from pathlib import Path
 
 
-def default_workers(args) -> int:
-    """Engine threads: measured on 2 cores (bench/realtime_streams.py), batches stepped one per
-    core with one torch thread each sustain 6 streams at RTF <= 0.5, one batch with 2 threads 2;
-    on a GPU one batch at a time; each session alone: one thread per session."""
-    import os
-
-    if args.max_batch <= 1:
-        return args.max_sessions
-    if args.device != "cpu" or args.threads:
-        return 1
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .translate import add_model_args
 
@@ -49,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sessions stepped together, one batched forward per model stage (default 16); 1: every session "
                         "stepped alone, in parallel threads")
     g.add_argument("--engine-workers", type=int, default=0,
-                   help="batches stepped in parallel threads (default 0: on CPU one per core, each with one torch thread, "
-                        "unless --threads is given; on CUDA 1; with --max-batch 1, --max-sessions)")
+                   help="batches stepped in parallel threads (default 0: 1 when batching, --max-sessions with --max-batch 1)")
     a = p.add_argument_group("access")
     a.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a web origin (e.g. https://example.org) whose pages may connect besides the server's own; '*' allows any "
@@ -64,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--shutdown-grace", type=float, default=10.0,
                    help="on SIGTERM/SIGINT: seconds sessions in flight may take to finish before they are closed with a "
                         "'shutdown' error (default 10); new connections are refused at once")
-    g.add_argument("--threads", type=int, help="torch CPU threads (default: 1 per engine worker on CPU)")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--log-level", default="info")
     g.add_argument("--log-json", action="store_true", help="log one JSON object per line (time, level, logger, message) on stderr")
     return p
@@ -91,13 +77,14 @@ def main(argv=None):
                               idle_before_start_s=args.idle_before_start, idle_between_frames_s=args.idle_between_frames,
                               max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
                               max_connections_per_client=args.max_connections_per_client, max_batch=args.max_batch,
-                              engine_workers=args.engine_workers or default_workers(args))
+                              engine_workers=args.engine_workers)
     except ValueError as e:
         p.error(str(e))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
         print(f"warning: listening on {args.host} without a token: anyone who can reach this port can use the server "
               "(set --token or ECHOSTREAM_TOKEN)", file=sys.stderr)
-    torch.set_num_threads(args.threads or (1 if args.device == "cpu" else torch.get_num_threads()))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     from .. import assets
     from ..streaming.engine import load_resources
 
