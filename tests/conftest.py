@@ -93,3 +93,16 @@ def trained_micro(micro_data, tmp_path_factory):
          "--valid-subset", "dev", "--required-batch-size-multiple", "1", "--num-workers", "0",
          "--no-epoch-checkpoints", "--disable-validation", "--seed", "1"])
     return save / "checkpoint_last.pt"
+
+
+@pytest.fixture(scope="session")
+def two_pairs(tmp_path_factory, trained_micro, micro_data):
+    """A real server with two language pairs: the shipped es-en and the micro model as 'xx-en'
+    (tests/test_pairs.py, tests/test_web.py): (http base, ws url)."""
+    from test_server import start_server
+
+    p, base, url, _ = start_server(tmp_path_factory.mktemp("pairs") / "serve.log", "--add-pair", "xx-en", trained_micro,
+                                   micro_data, "--max-sessions", "4", "--log-level", "warning")
+    yield base, url
+    p.terminate()
+    p.wait(timeout=30)

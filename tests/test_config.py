@@ -122,7 +122,7 @@ def test_a_bad_training_config_names_the_key(tmp_path, micro_data, line, expecte
 @pytest.mark.slow
 def test_echostream_train_trains_from_the_mini_config(micro_data, tmp_path):
     r = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
-               "--max-update", "2", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
+               "--max-update", "1", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "ckpt" / "checkpoint_last.pt").is_file()
-    assert "num_updates 2" in (r.stdout + r.stderr) or "done training" in (r.stdout + r.stderr)
+    assert "done training" in (r.stdout + r.stderr)

@@ -9,19 +9,9 @@ import websockets
 from conftest import cli
 from echostream_fairseq import assets, features
 from echostream_fairseq.cli.client import stream
-from test_server import get, start_server
+from test_server import get
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def two_pairs(tmp_path_factory, trained_micro, micro_data):
-    """The shipped es-en pair and the micro model served as pair 'xx-en'."""
-    p, base, url, _ = start_server(tmp_path_factory.mktemp("pairs") / "serve.log", "--add-pair", "xx-en", trained_micro,
-                                   micro_data, "--max-sessions", "4", "--log-level", "warning")
-    yield base, url
-    p.terminate()
-    p.wait(timeout=30)
 
 
 def _source(micro_data):

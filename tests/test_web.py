@@ -7,7 +7,6 @@ import pytest
 import soundfile as sf
 
 from echostream_fairseq import assets
-from test_pairs import two_pairs  # noqa: F401  (the same server with a second pair)
 from test_server import server  # noqa: F401  (the real uvicorn server fixture)
 
 pytestmark = pytest.mark.slow
