@@ -73,18 +73,24 @@ def _convert(path: Path, key: str, value, action: argparse.Action):
     return out if many else out[0]
 
 
-def read_config(path: Path, p: argparse.ArgumentParser, sections=SECTIONS) -> Dict[str, object]:
-    """The parser defaults that ``path`` sets: {argparse dest: value}, validated. Sections that
-    the command does not read (e.g. ``server`` for echostream-translate) are skipped."""
+def load_yaml(path: Path):
+    """The parsed YAML of a ``--config`` file ({} when empty); a missing or malformed file is a
+    ConfigError that names it."""
     import yaml
 
-    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--config {path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
+
+
+def read_config(path: Path, p: argparse.ArgumentParser, sections=SECTIONS) -> Dict[str, object]:
+    """The parser defaults that ``path`` sets: {argparse dest: value}, validated. Sections that
+    the command does not read (e.g. ``server`` for echostream-translate) are skipped."""
+    path = Path(path)
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected sections ({', '.join(SECTIONS)}) at the top, got {type(data).__name__}")
     actions = _actions(p)

@@ -5,7 +5,6 @@ protocol as JSON), WS /ws. By default it serves the shipped model (assets/).
 """
 import argparse
 import logging
-from dataclasses import replace
 import os
 import sys
 from pathlib import Path
@@ -86,7 +85,7 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     from .. import assets
-    from ..streaming.engine import load_resources
+    from ..streaming.engine import PolicyConfig, load_resources
 
     if args.pair:
         p.error("--pair picks the pair of echostream-translate; the server serves --pairs (default: all shipped)")
@@ -111,8 +110,7 @@ def main(argv=None):
             if not Path(path).exists():
                 p.error(f"--add-pair {name}: no such file or folder: {path}")
         res = load_resources(ckpt, data, device=args.device)
-        pairs.append(Pair(name, res, pairs[0].policy if res.punct is not None else replace(pairs[0].policy, punct_delay=None),
-                          [], {"checkpoint": str(ckpt)}))
+        pairs.append(Pair(name, res, PolicyConfig.from_args(args, punct_model=res.punct is not None), [], {"checkpoint": str(ckpt)}))
     describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
     app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())

@@ -20,16 +20,9 @@ from typing import Dict, List, Tuple
 
 def config_argv(path: Path) -> Tuple[List[str], Dict[str, str]]:
     """(fairseq-train flags, {flag: 'train.key'}) from the ``train`` section of ``path``."""
-    import yaml
+    from ..config import ConfigError, load_yaml
 
-    from ..config import ConfigError
-
-    if not path.is_file():
-        raise ConfigError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    data = load_yaml(path)
     if not isinstance(data, dict) or set(data) - {"train"}:
         extra = sorted(set(data) - {"train"}) if isinstance(data, dict) else [type(data).__name__]
         raise ConfigError(f"{path}: a training config holds one section, 'train' (found {', '.join(map(str, extra))})")

@@ -147,10 +147,6 @@ class T2UEncoder(nn.Module):
             x = layer(x, allowed)
         return self.norm(x)
 
-    def step(self, new_states: torch.Tensor, cache: dict) -> torch.Tensor:
-        """Streaming: (1, n, D_in) states of newly committed tokens -> (1, n, D)."""
-        return self.step_many([new_states[0]], [cache])[0][None]
-
     def step_many(self, new_states: List[torch.Tensor], caches: List[dict]) -> List[torch.Tensor]:
         """Streaming, many streams at once: per stream (n_b, D_in) states of its newly committed
         tokens and its cache -> (n_b, D)."""
@@ -196,14 +192,10 @@ class CTCUnitDecoder(nn.Module):
             x = layer(x, allowed, text, mem_allowed)
         return self.out(self.norm(x)), unit_lengths
 
-    def step(self, new_text: torch.Tensor, cache: dict) -> torch.Tensor:
-        """Streaming: T2U states of newly committed tokens (1, n, D) -> unit logits (n*r, V) for
-        their slots. Equal to the corresponding rows of :meth:`forward` on the whole text."""
-        return self.step_many([new_text[0]], [cache])[0]
-
     def step_many(self, new_text: List[torch.Tensor], caches: List[dict]) -> List[torch.Tensor]:
         """Streaming, many streams at once: per stream (n_b, D) T2U states of its newly committed
-        tokens and its cache -> (n_b * r, V) unit logits."""
+        tokens and its cache -> (n_b * r, V) unit logits, equal to the corresponding rows of
+        :meth:`forward` on the whole text."""
         r = self.upsample
         n_new = [t.size(0) for t in new_text]
         n_old = [c.get("n", 0) for c in caches]

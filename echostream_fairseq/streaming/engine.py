@@ -226,7 +226,6 @@ class StreamingSession:
             self.committed.append(nxt)
         return True
 
-    # ------------------------------------------------------------------ emission
     # ------------------------------------------------------------------ API
     def step(self, samples) -> StepOutput:
         """Consume new 16 kHz samples (float in [-1, 1]); return what is new."""
@@ -434,9 +433,22 @@ def _respond(sessions: Sequence[StreamingSession], asr_before: Sequence[int]) ->
     return outs
 
 
-def _check_distinct(sessions: Sequence[StreamingSession]) -> None:
+def _check(sessions: Sequence[StreamingSession], finished_error: str) -> None:
     if len({id(s) for s in sessions}) != len(sessions):
         raise ValueError("a session appears twice in one batched step")
+    if any(s.finished for s in sessions):
+        raise RuntimeError(finished_error)
+
+
+def _encode(sessions: Sequence[StreamingSession], run: Callable) -> None:
+    """``run(encoder, group)`` gives each session's new encoder frames, per shared model; they go
+    to the CTC heads and the MT decoders."""
+    def encode(group):
+        news = run(group[0].m.encoder, group)
+        _accept_frames(group, news)
+        return news
+
+    _by_resources(sessions, encode)
 
 
 @torch.no_grad()
@@ -445,37 +457,19 @@ def step_many(items: Sequence[Tuple[StreamingSession, np.ndarray]]) -> List[Step
     stage. Returns each session's output: exactly what ``session.step(samples)`` returns alone
     (PCM up to float rounding)."""
     sessions = [s for s, _ in items]
-    _check_distinct(sessions)
-    for s in sessions:
-        if s.finished:
-            raise RuntimeError("step() after finish()")
+    _check(sessions, "step() after finish()")
     feats = {id(s): s._ingest(x) for s, x in items}
     asr_before = [len(s.asr) for s in sessions]
-
-    def encode(group):
-        news = group[0].m.encoder.streaming_step_many([feats[id(s)] for s in group], [s.enc_state for s in group])
-        _accept_frames(group, news)
-        return news
-
-    _by_resources(sessions, encode)
+    _encode(sessions, lambda enc, group: enc.streaming_step_many([feats[id(s)] for s in group], [s.enc_state for s in group]))
     return _respond(sessions, asr_before)
 
 
 @torch.no_grad()
 def finish_many(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
     """``finish()`` for several sessions at once (end of each one's source)."""
-    _check_distinct(sessions)
-    for s in sessions:
-        if s.finished:
-            raise RuntimeError("finish() called twice")
+    _check(sessions, "finish() called twice")
     asr_before = [len(s.asr) for s in sessions]
-
-    def encode(group):
-        news = group[0].m.encoder.streaming_finish_many([s.enc_state for s in group])
-        _accept_frames(group, news)
-        return news
-
-    _by_resources(sessions, encode)
+    _encode(sessions, lambda enc, group: enc.streaming_finish_many([s.enc_state for s in group]))
     for s in sessions:
         s.finished = True
     outs = _respond(sessions, asr_before)
