@@ -1,8 +1,9 @@
 """Latency-quality of the streaming policy on a dev set: one row per (lag k, stride n, whole-word).
 
 Every utterance of the list is replayed through the engine (text only) in --segment-ms pieces;
-the table gives lower-cased BLEU (13a) and mean AL / StartOffset in ms (SimulEval's AL on the
-words' source times, non-computation-aware). This is how PolicyConfig's defaults were chosen:
+the table gives lower-cased BLEU (13a), invented repeats per 100 output words (the recipe's
+figure) and mean AL / StartOffset in ms (SimulEval's AL on the words' source times,
+non-computation-aware). This is how PolicyConfig's defaults were chosen:
 the knee of the curve, past which one more step of lag buys less than --min-gain BLEU per
 100 ms of AL.
 
@@ -18,10 +19,13 @@ import numpy as np
 from tqdm import tqdm
 
 from echostream_fairseq import features
-from echostream_fairseq.evaluation.recipe import bleu
+from echostream_fairseq.evaluation.recipe import bleu, invented_repeats
 from echostream_fairseq.prep.corpus import read_list
 from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
 from echostream_fairseq.streaming.replay import replay
+
+
+WHOLE = {"both": (True, False), "yes": (True,), "no": (False,)}
 
 
 def main(argv=None):
@@ -33,6 +37,7 @@ def main(argv=None):
     p.add_argument("--segment-ms", type=float, default=320)
     p.add_argument("--lags", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--strides", type=int, nargs="+", default=[1])
+    p.add_argument("--whole-word", choices=["both", "yes", "no"], default="both", help="whole-word settings to run")
     p.add_argument("--min-gain", type=float, default=1.0, help="BLEU per 100 ms of AL worth paying (default 1.0)")
     args = p.parse_args(argv)
 
@@ -41,7 +46,7 @@ def main(argv=None):
     wavs = [features.read_audio(args.list.parent / r["src_audio"]) for r in rows]
     refs = [r["tgt_text"] for r in rows]
     table = []
-    for lag, stride, whole in itertools.product(args.lags, args.strides, (True, False)):
+    for lag, stride, whole in itertools.product(args.lags, args.strides, WHOLE[args.whole_word]):
         pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole)
         hyps, al, so = [], [], []
         for w in tqdm(wavs, desc=f"k={lag} n={stride} whole_word={whole}", leave=False):
@@ -50,18 +55,19 @@ def main(argv=None):
             hyps.append(r.translation)
             al.append(lat["AL"])
             so.append(lat["StartOffset"])
-        table.append((lag, stride, whole, bleu(hyps, refs), float(np.nanmean(al)), float(np.nanmean(so))))
+        table.append((lag, stride, whole, bleu(hyps, refs), invented_repeats(hyps, refs), float(np.nanmean(al)),
+                      float(np.nanmean(so))))
     print(f"{len(rows)} utterances of {args.list}, {args.segment_ms:g} ms segments\n")
-    print("| lag k | stride n | whole-word | BLEU | AL ms | StartOffset ms |\n|---|---|---|---|---|---|")
-    for lag, stride, whole, b, a, s in table:
-        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} | {a:.0f} | {s:.0f} |")
+    print("| lag k | stride n | whole-word | BLEU | repeats /100 w | AL ms | StartOffset ms |\n|---|---|---|---|---|---|---|")
+    for lag, stride, whole, b, rep, a, s in table:
+        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} | {rep:.2f} | {a:.0f} | {s:.0f} |")
     # the knee: walking up the AL axis, stop where the next setting buys < --min-gain BLEU per 100 ms
-    rows = sorted(table, key=lambda t: (t[4], not t[2]))
+    rows = sorted(table, key=lambda t: (t[5], not t[2]))
     pick = rows[0]
     for nxt in rows[1:]:
-        if nxt[4] <= pick[4]:
+        if nxt[5] <= pick[5]:
             continue  # same latency: the whole-word setting was preferred
-        if (nxt[3] - pick[3]) / ((nxt[4] - pick[4]) / 100) < args.min_gain:
+        if (nxt[3] - pick[3]) / ((nxt[5] - pick[5]) / 100) < args.min_gain:
             break
         pick = nxt
     print(f"\nknee (each further step buys < {args.min_gain} BLEU per 100 ms AL): lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")

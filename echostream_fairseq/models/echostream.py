@@ -7,6 +7,8 @@ speech -> Emformer encoder -> ASR-CTC head (source subwords)
 from __future__ import annotations
 
 from argparse import Namespace
+from contextlib import contextmanager
+from functools import partial
 from typing import Dict, Optional
 
 import torch
@@ -58,6 +60,10 @@ class EchoStreamModel(BaseFairseqModel):
         a("--dropout", type=float, metavar="D", help="dropout probability")
         a("--attention-dropout", type=float, metavar="D", help="attention dropout (MT decoder)")
         a("--activation-dropout", type=float, metavar="D", help="FFN activation dropout (MT decoder)")
+        a("--prefix-train-prob", type=float, metavar="P",
+          help="share of training utterances whose MT decoder sees, for each target token, only the source "
+               "prefix that streaming gives it: up to the chunk where the ST-CTC count reaches the token "
+               "(0: the whole source always)")
 
     def __init__(self, args, encoder, mt_decoder, t2u_encoder, unit_decoder, asr_dict, st_dict, mt_dict, unit_dict):
         super().__init__()
@@ -107,10 +113,37 @@ class EchoStreamModel(BaseFairseqModel):
         """(T, B, V) log-probabilities of a CTC head over encoder frames."""
         return nn.functional.log_softmax(proj(encoder_out["encoder_out"][0]).float(), dim=-1)
 
-    def mt_forward(self, prev_output_tokens, encoder_out, incremental_state=None):
-        """MT decoder: returns (logits B x T x V, hidden states B x T x C)."""
-        x, _ = self.mt_decoder.extract_features(prev_output_tokens, encoder_out, incremental_state=incremental_state)
+    def mt_forward(self, prev_output_tokens, encoder_out, incremental_state=None, frame_limits=None):
+        """MT decoder: returns (logits B x T x V, hidden states B x T x C). ``frame_limits``
+        (B x T): decoder position t attends to the first ``frame_limits[b, t]`` encoder frames only."""
+        if frame_limits is None:
+            x, _ = self.mt_decoder.extract_features(prev_output_tokens, encoder_out, incremental_state=incremental_state)
+        else:
+            frames = torch.arange(encoder_out["encoder_out"][0].size(0), device=frame_limits.device)
+            with limited_cross_attention(self.mt_decoder, frames[None, None, :] < frame_limits[:, :, None]):
+                x, _ = self.mt_decoder.extract_features(prev_output_tokens, encoder_out)
         return self.mt_decoder.output_layer(x), x
+
+    @torch.no_grad()
+    def streaming_frame_limits(self, encoder_out, prev_output_tokens, text_lengths) -> Optional[torch.Tensor]:
+        """Per utterance chosen with probability ``--prefix-train-prob``: the source frames each
+        decoder position sees when streaming (:func:`streaming_prefix_frames`); None when no
+        utterance is chosen."""
+        p = getattr(self.args, "prefix_train_prob", 0.0) or 0.0
+        if not self.training or p <= 0 or self.st_ctc_proj is None:
+            return None
+        enc = encoder_out["encoder_out"][0]  # S x B x C
+        B, S = enc.size(1), enc.size(0)
+        pad = encoder_out["encoder_padding_mask"]
+        lengths = (~pad[0]).sum(1) if pad else torch.full((B,), S, dtype=torch.long, device=enc.device)
+        chosen = torch.rand(B, device=enc.device) < p
+        if not chosen.any():
+            return None
+        greedy = self.st_ctc_proj(enc).argmax(-1).t()  # B x S
+        phase = torch.randint(0, self.args.segment_length, (B,), device=enc.device)
+        limits = streaming_prefix_frames(greedy, lengths, text_lengths, prev_output_tokens.size(1),
+                                         ctc_blank(self.st_dict), self.args.segment_length, phase)
+        return torch.where(chosen[:, None], limits, lengths[:, None])
 
     def units_forward(self, text_states: torch.Tensor, text_lengths: torch.Tensor):
         """Unit logits (B x U x K) and lengths from one state per committed target subword."""
@@ -123,7 +156,8 @@ class EchoStreamModel(BaseFairseqModel):
         input is ``y_t`` represents token ``t`` for the unit decoder (positions 1..n).
         """
         encoder_out = self.encoder(src_tokens, src_lengths)
-        mt_logits, mt_states = self.mt_forward(mt_prev_output_tokens, encoder_out)
+        limits = self.streaming_frame_limits(encoder_out, mt_prev_output_tokens, mt_text_lengths)
+        mt_logits, mt_states = self.mt_forward(mt_prev_output_tokens, encoder_out, frame_limits=limits)
         unit_logits, unit_lengths = self.units_forward(mt_states[:, 1:], mt_text_lengths)
         return {
             "encoder_out": encoder_out,
@@ -137,6 +171,57 @@ class EchoStreamModel(BaseFairseqModel):
 
     def upgrade_state_dict_named(self, state_dict, name):
         return state_dict
+
+
+def streaming_prefix_frames(greedy: torch.Tensor, lengths: torch.Tensor, text_lengths: torch.Tensor, positions: int,
+                            blank: int, chunk: int, phase: torch.Tensor) -> torch.Tensor:
+    """(B x positions) source frames each MT decoder position sees when streaming.
+
+    ``greedy`` (B x S) is the ST-CTC's best label per frame. Streaming commits target token
+    t + 1 (decoder position t, counted from 0) once the ST-CTC has counted t + 1 tokens (the
+    default gate: lag 1, whole words), and the decoder then sees every frame of that chunk; a
+    chunk is ``chunk`` frames and the chunk grid starts ``phase[b]`` frames early. Positions the
+    count never reaches, the end-of-sentence position and padding see the whole source, as at
+    the end of a stream."""
+    B, S = greedy.shape
+    valid = torch.arange(S, device=greedy.device)[None, :] < lengths[:, None]
+    new = (greedy != blank) & valid
+    new[:, 1:] &= greedy[:, 1:] != greedy[:, :-1]
+    counts = new.long().cumsum(1)  # tokens counted after each frame
+    need = torch.arange(1, positions + 1, device=greedy.device).expand(B, -1).contiguous()
+    first = torch.searchsorted(counts, need)  # the frame at which the count reaches t + 1
+    ph = phase[:, None]
+    limits = torch.minimum((first + 1 + ph + chunk - 1) // chunk * chunk - ph, lengths[:, None])
+    full = (first >= lengths[:, None]) | (torch.arange(positions, device=greedy.device)[None, :] >= text_lengths[:, None])
+    return torch.where(full, lengths[:, None].expand(B, positions), limits)
+
+
+@contextmanager
+def limited_cross_attention(decoder: TransformerDecoder, allowed: torch.Tensor):
+    """Within the block, every cross-attention of ``decoder`` lets query t of utterance b see
+    the encoder frames where ``allowed[b, t]`` (B x T x S) only: fairseq's attention
+    arithmetic, the layers' own weights."""
+    mods = [layer.encoder_attn for layer in decoder.layers]
+    for mha in mods:
+        mha.forward = partial(_limited_attention, mha, allowed)
+    try:
+        yield
+    finally:
+        for mha in mods:
+            del mha.forward
+
+
+def _limited_attention(mha, allowed, query, key, value, key_padding_mask=None, **_):
+    T, B, C = query.shape
+    H = mha.num_heads
+    hd = C // H
+    q = (mha.q_proj(query) * mha.scaling).view(T, B, H, hd).permute(1, 2, 0, 3)
+    k = mha.k_proj(key).view(-1, B, H, hd).permute(1, 2, 0, 3)
+    v = mha.v_proj(value).view(-1, B, H, hd).permute(1, 2, 0, 3)
+    w = torch.matmul(q, k.transpose(-1, -2)).masked_fill(~allowed[:, None], float("-inf"))
+    probs = mha.dropout_module(torch.softmax(w.float(), dim=-1).type_as(w))
+    out = torch.matmul(probs, v).permute(2, 0, 1, 3).reshape(T, B, C)
+    return mha.out_proj(out), None
 
 
 def build_mt_decoder(args, dictionary) -> TransformerDecoder:
@@ -202,6 +287,7 @@ def base_architecture(args):
     g("dropout", 0.1)
     g("attention_dropout", 0.1)
     g("activation_dropout", 0.1)
+    g("prefix_train_prob", 0.0)
     g("max_source_positions", 6000)
     g("max_target_positions", 1024)
 
