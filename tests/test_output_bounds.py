@@ -151,3 +151,21 @@ def test_offline_output_is_bounded(res, micro_data):
         words = h[0]["mt_text"].split()
         assert len(words) <= res.length_bound.max_tokens(n / 100)
         assert not [w for i, w in enumerate(words[2:], 2) if words[i - 1] == words[i - 2] == w], h[0]["mt_text"]
+
+
+def test_length_bound_figure_counts_outputs_over_the_bound(micro_data, tmp_path):
+    """The recipe's check (results.json ``*_over_length_bound``): outputs in target pieces
+    against the bound of their source's duration."""
+    import soundfile as sf
+
+    from echostream_fairseq.evaluation.recipe import length_bound_check
+
+    wav = tmp_path / "one_second.wav"
+    sf.write(wav, np.zeros(16000, dtype=np.float32), 16000)
+    bound = EchoStreamDataConfig(micro_data / "config.yaml").length_bound.max_tokens(1.0)
+    short, runaway = "the girl", " ".join(["the girl"] * bound)
+    out = length_bound_check([short, runaway], [wav, wav], micro_data)
+    assert out["over_length_bound"] == 1
+    assert out["max_length_ratio"] > 1.0
+    alone = length_bound_check([short], [wav], micro_data)
+    assert alone["over_length_bound"] == 0 and 0.0 < alone["max_length_ratio"] < 1.0

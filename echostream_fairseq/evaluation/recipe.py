@@ -82,7 +82,26 @@ def _list_rows(path: Path):
     return read_list(path)
 
 
-def offline(generate_dir: Path, corpus_list: Path, asr=None) -> dict:
+def length_bound_check(texts: Sequence[str], sources: Sequence[Path], data_dir: Path) -> dict:
+    """Outputs against the model's length bound (the target subwords its data config allows for
+    a source's duration): how many are over it, and the largest output / bound ratio. Outputs
+    are counted in the model's target sentencepiece pieces."""
+    import sentencepiece as spm
+    import soundfile as sf
+    import yaml
+
+    from ..tasks.echostream_s2st import _length_bound
+
+    cfg_path = data_dir / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text()) or {}
+    bound = _length_bound(cfg.get("length_bound"), cfg_path)
+    sp = spm.SentencePieceProcessor(model_file=str(data_dir / cfg.get("target_bpe", {}).get("sentencepiece_model", "spm_tgt.model")))
+    ratios = [len(sp.encode(t)) / bound.max_tokens(sf.info(str(src)).duration) for t, src in zip(texts, sources)]
+    return {"over_length_bound": int(sum(r > 1 for r in ratios)), "max_length_ratio": max(ratios, default=0.0)}
+
+
+def offline(generate_dir: Path, corpus_list: Path, asr=None, data_dir: Path = None) -> dict:
+    """Offline figures; with ``data_dir`` (the model's data folder) also the length-bound check."""
     from .asr_bleu import asr_bleu
 
     rows = _list_rows(corpus_list)
@@ -96,6 +115,9 @@ def offline(generate_dir: Path, corpus_list: Path, asr=None) -> dict:
         "offline_repeats_per_100w": invented_repeats(hyps, refs),
         "asr_ctc_wer": wer([plain_words(ctc.get(r["id"], "")) for r in rows], [plain_words(r["src_text"]) for r in rows]),
     }
+    if data_dir is not None:
+        check = length_bound_check(hyps, [corpus_list.parent / r["src_audio"] for r in rows], data_dir)
+        res.update({f"offline_{k}": v for k, v in check.items()})
     wavs = [generate_dir / "wav" / f"{r['id']}.wav" for r in rows]
     if all(w.is_file() for w in wavs):
         res["offline_asr_bleu"] = asr_bleu(wavs, [r["tgt_text"] for r in rows], asr)["bleu"]
@@ -255,9 +277,12 @@ def _predictions(path: Path, refs: List[str]) -> List[str]:
     return preds
 
 
-def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json: Path, command: str) -> dict:
-    """Merge offline.json, resynth.json and s2tt_<seg>/ + s2st_<seg>/ SimulEval runs."""
-    refs = [r["tgt_text"] for r in _list_rows(corpus_list)]
+def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json: Path, command: str,
+           data_dir: Path = None) -> dict:
+    """Merge offline.json, resynth.json and s2tt_<seg>/ + s2st_<seg>/ SimulEval runs; with
+    ``data_dir`` (the model's data folder) the streamed texts are checked against the length bound."""
+    rows_in = _list_rows(corpus_list)
+    refs = [r["tgt_text"] for r in rows_in]
     results: Dict[str, float] = {}
     for name in ("offline.json", "resynth.json"):
         p = eval_dir / name
@@ -280,6 +305,8 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
             sc = _simuleval_dir(t)
             preds = _predictions(t, refs)
             row.update({"bleu": bleu(preds, refs), "repeats_per_100w": invented_repeats(preds, refs), "text_al": sc["AL"], "text_al_ca": sc.get("AL_CA", float("nan"))})
+            if data_dir is not None:
+                row.update(length_bound_check(preds, [corpus_list.parent / r["src_audio"] for r in rows_in], data_dir))
         if (s / "scores.tsv").is_file():
             sc = _simuleval_dir(s)
             row.update({"asr_bleu": sc.get("ASR_BLEU_LOCAL", float("nan")), "asr_bleu_rm_sil": sc.get("ASR_BLEU_LOCAL_RM_SIL", float("nan")),
@@ -288,6 +315,9 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
         if seg == 320:
             results["stream320_bleu"] = row.get("bleu", float("nan"))
             results["stream320_repeats_per_100w"] = row.get("repeats_per_100w", float("nan"))
+            if "over_length_bound" in row:
+                results["stream320_over_length_bound"] = row["over_length_bound"]
+                results["stream320_max_length_ratio"] = row["max_length_ratio"]
             results["stream320_asr_bleu"] = row.get("asr_bleu", float("nan"))
             results["stream320_al_ms"] = row.get("al", row.get("text_al", float("nan")))
             results["stream320_al_ca_ms"] = row.get("al_ca", row.get("text_al_ca", float("nan")))
@@ -348,6 +378,8 @@ def main(argv=None):
     o.add_argument("--generate-dir", type=Path, required=True, help="{results-path}/{gen-subset} of fairseq-generate")
     o.add_argument("--list", type=Path, required=True, help="corpus list with src_text and tgt_text")
     o.add_argument("--out", type=Path, required=True)
+    o.add_argument("--data-dir", type=Path, help="the model's data folder (config.yaml with length_bound, target "
+                   "sentencepiece model): also count the outputs over the length bound")
     r = sub.add_parser("resynth", help="vocoder resynthesis of ground-truth units vs the original speech (ASR WER)")
     r.add_argument("--vocoder", type=Path, required=True)
     r.add_argument("--vocoder-config", type=Path, required=True)
@@ -382,10 +414,11 @@ def main(argv=None):
     g.add_argument("--segments", type=int, nargs="+", default=[160, 320, 640])
     g.add_argument("--out", type=Path, required=True, help="results.json to write")
     g.add_argument("--command", required=True, help="the command that produced the figures (recorded)")
+    g.add_argument("--data-dir", type=Path, help="the model's data folder: also check the streamed texts against the length bound")
     args = p.parse_args(argv)
     try:
         if args.cmd == "offline":
-            res = offline(args.generate_dir, args.list)
+            res = offline(args.generate_dir, args.list, data_dir=args.data_dir)
         elif args.cmd == "resynth":
             res = resynth(args.vocoder, args.vocoder_config, args.list, args.units, args.wav_dir, limit=args.limit,
                           original=not args.no_original)
@@ -406,7 +439,7 @@ def main(argv=None):
                 hyp = dict(list(hyp.items())[: args.limit])
             res = unit_error_rate(hyp, ref)
         else:
-            report(args.eval_dir, args.list, args.segments, args.out, args.command)
+            report(args.eval_dir, args.list, args.segments, args.out, args.command, data_dir=args.data_dir)
             print((args.eval_dir / "results.md").read_text())
             print(f"{args.out}; plot {args.eval_dir / 'latency_quality.png'}")
             return 0

@@ -102,14 +102,14 @@ if stage 5; then
   logged "$EVAL/offline.log" "$BIN/fairseq-generate" "$D" --user-dir echostream_fairseq --task echostream_s2st \
     --config-yaml "$M/config.yaml" --multitask-config-yaml config_mtl.yaml --path "$M/checkpoint.pt" \
     --gen-subset test --beam 1 --max-tokens 40000 --results-path "$EVAL/offline"
-  "$BIN/echostream-score" offline --generate-dir "$EVAL/offline/test" --list "$C/test.tsv" --out "$EVAL/offline.json"
+  "$BIN/echostream-score" offline --data-dir "$M" --generate-dir "$EVAL/offline/test" --list "$C/test.tsv" --out "$EVAL/offline.json"
   "$BIN/echostream-score" uer --hyp "$EVAL/offline/test/units.txt" --units "$C/units/reduced.tsv" --out "$EVAL/uer_offline.json"
   if [ -f "$D/test_unseen.tsv" ]; then
     say "5/8 offline on the unseen-voice test split (voices, rates and pitches no training utterance used)"
     logged "$EVAL/offline.log" "$BIN/fairseq-generate" "$D" --user-dir echostream_fairseq --task echostream_s2st \
       --config-yaml "$M/config.yaml" --multitask-config-yaml config_mtl.yaml --path "$M/checkpoint.pt" \
       --gen-subset test_unseen --beam 1 --max-tokens 40000 --results-path "$EVAL/offline"
-    "$BIN/echostream-score" offline --generate-dir "$EVAL/offline/test_unseen" --list "$C/test_unseen.tsv" --out "$EVAL/offline_unseen.json"
+    "$BIN/echostream-score" offline --data-dir "$M" --generate-dir "$EVAL/offline/test_unseen" --list "$C/test_unseen.tsv" --out "$EVAL/offline_unseen.json"
   fi
 fi
 if stage 6; then
@@ -138,7 +138,7 @@ if stage 7; then
 fi
 if stage 8; then
   say "8/8 report"
-  "$BIN/echostream-score" report --eval-dir "$EVAL" --list "$C/test.tsv" --segments $SEGMENTS \
+  "$BIN/echostream-score" report --data-dir "$M" --eval-dir "$EVAL" --list "$C/test.tsv" --segments $SEGMENTS \
     --out "$ASSETS/results.json" --command "examples/toy_es_en/run.sh (stages 5-8; SEGMENTS='$SEGMENTS')"
   cp "$EVAL/results.md" "$EVAL/latency_quality.png" examples/toy_es_en/
 fi
