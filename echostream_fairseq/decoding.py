@@ -62,6 +62,24 @@ def repeat_blocked(prefix: Sequence[int], word_start: Sequence[bool], max_repeat
     return blocked
 
 
+def unsupported_repeats(prefix: Sequence[int], word_start: Sequence[bool], ctc_tokens: Sequence[int]) -> List[int]:
+    """Tokens that would say the one-piece word ending ``prefix`` a second time in a row where
+    the CTC translation ``ctc_tokens`` (same dictionary) never says that word twice in a row.
+    Such a repeat is how the MT decoder fills a gap in what it has heard ("Diego Diego ...")."""
+    blocked = repeat_blocked(prefix, word_start, max_repeats=1, max_ngram=1)
+    if not blocked:
+        return blocked
+    said_twice = {a for a, b in zip(ctc_tokens, ctc_tokens[1:]) if a == b}
+    return [t for t in blocked if t not in said_twice]
+
+
+def token_map(src_dict, dst_dict) -> Optional[List[int]]:
+    """``src_dict`` index -> ``dst_dict`` index by symbol; None when the two are the same."""
+    if src_dict is None or src_dict.symbols == dst_dict.symbols:
+        return None
+    return [dst_dict.index(x) for x in src_dict.symbols]
+
+
 def word_start_table(dictionary) -> List[bool]:
     """Per dictionary index: does the piece start a word (sentencepiece's ``▁``)?"""
     return [dictionary[i].startswith("\u2581") for i in range(len(dictionary))]
@@ -78,6 +96,9 @@ class OutputBounds:
         self.eos = dictionary.eos()
         self.max_repeats, self.max_ngram = max_repeats, max_ngram
         self.max_tokens: Optional[List[int]] = None  # per sentence of the batch, set before generating
+        # per sentence: its CTC translation (same dictionary); a one-piece word is said twice in
+        # a row only where it says so too (:func:`unsupported_repeats`); None: no such rule
+        self.ctc_tokens: Optional[List[List[int]]] = None
 
     def __call__(self, tokens, lprobs, bsz: int, beam_size: int, step: int):
         # tokens[:, 0] is the EOS that starts every hypothesis; tokens[:, 1 : step + 1] were generated
@@ -88,6 +109,9 @@ class OutputBounds:
                 lprobs[row, self.eos] = keep
                 continue
             prefix = tokens[row, 1 : step + 1].tolist()
-            for t in repeat_blocked(prefix, self.word_start, self.max_repeats, self.max_ngram):
+            blocked = repeat_blocked(prefix, self.word_start, self.max_repeats, self.max_ngram)
+            if self.ctc_tokens is not None:
+                blocked += unsupported_repeats(prefix, self.word_start, self.ctc_tokens[row // beam_size])
+            for t in blocked:
                 lprobs[row, t] = -float("inf")
         return lprobs

@@ -2,14 +2,14 @@
 then T2U + CTC unit decoder, ASR-CTC and ST-CTC greedy transcripts."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel
 from fairseq.sequence_generator import SequenceGenerator
 
 from . import features
-from .decoding import OutputBounds, ctc_collapse, detok, unit_ids
+from .decoding import OutputBounds, ctc_collapse, detok, token_map, unit_ids
 from .models.echostream import ctc_blank
 
 
@@ -52,12 +52,12 @@ class EchoStreamGenerator:
         self.length_bound = task.data_cfg.length_bound
         self.mt_generator.repeat_ngram_blocker = self.bounds
 
-    def _ctc_texts(self, proj, dictionary, encoder_out, lengths) -> List[str]:
+    def _ctc_ids(self, proj, dictionary, encoder_out, lengths) -> Optional[List[List[int]]]:
         if proj is None:
-            return [""] * len(lengths)
+            return None
         best = self.model.ctc_log_probs(proj, encoder_out).argmax(-1).t()  # B x T
         blank = ctc_blank(dictionary)
-        return [detok(dictionary, ctc_collapse(best[i, : lengths[i]].tolist(), blank)) for i in range(len(lengths))]
+        return [ctc_collapse(best[i, : lengths[i]].tolist(), blank) for i in range(len(lengths))]
 
     @torch.no_grad()
     def generate(self, models, sample, **kwargs) -> List[List[Dict]]:
@@ -66,8 +66,12 @@ class EchoStreamGenerator:
         net_input = sample["net_input"]
         encoder_out = model.encoder(net_input["src_tokens"], net_input["src_lengths"])
         enc_lengths = encoder_out["src_lengths"][0].tolist()
-        asr = self._ctc_texts(model.asr_ctc_proj, model.asr_dict, encoder_out, enc_lengths)
-        st = self._ctc_texts(model.st_ctc_proj, model.st_dict, encoder_out, enc_lengths)
+        asr_ids = self._ctc_ids(model.asr_ctc_proj, model.asr_dict, encoder_out, enc_lengths)
+        st_ids = self._ctc_ids(model.st_ctc_proj, model.st_dict, encoder_out, enc_lengths)
+        asr = [detok(model.asr_dict, t) for t in asr_ids] if asr_ids is not None else [""] * len(enc_lengths)
+        st = [detok(model.st_dict, t) for t in st_ids] if st_ids is not None else [""] * len(enc_lengths)
+        as_mt = token_map(model.st_dict, model.mt_dict)
+        self.bounds.ctc_tokens = None if st_ids is None else [t if as_mt is None else [as_mt[x] for x in t] for t in st_ids]
 
         self._encoder.out = encoder_out
         fbank_frames = net_input["src_lengths"].tolist()

@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from echostream_fairseq.decoding import OutputBounds, max_target_tokens, repeat_blocked
+from echostream_fairseq.decoding import OutputBounds, max_target_tokens, repeat_blocked, unsupported_repeats
 from echostream_fairseq.evaluation.recipe import invented_repeats
 from echostream_fairseq.prep.s2st import length_bound
 from echostream_fairseq.tasks.echostream_s2st import DataConfigError, EchoStreamDataConfig
@@ -36,6 +36,18 @@ def test_a_third_copy_in_a_row_is_blocked():
     assert repeat_blocked([1, 0, 1], WS) == []  # not in a row
 
 
+def test_a_second_copy_needs_the_ctc_translation_to_say_it_too():
+    # 'girl' then 'girl' again: blocked unless the CTC translation says 'girl girl' itself
+    assert unsupported_repeats([0, 1], WS, ctc_tokens=[0, 1, 4]) == [1]
+    assert unsupported_repeats([0, 1], WS, ctc_tokens=[0, 1, 1, 4]) == []
+    assert unsupported_repeats([0, 1], WS, ctc_tokens=[]) == [1]
+    assert unsupported_repeats([0, 1, 4], WS, ctc_tokens=[]) == [4]
+    # only one-piece words: 'monkey' (two pieces) is left to the loop stop, and so is a word-internal piece
+    assert unsupported_repeats([2, 3], WS, ctc_tokens=[]) == []
+    assert unsupported_repeats([3], WS, ctc_tokens=[]) == []
+    assert unsupported_repeats([], WS, ctc_tokens=[]) == []
+
+
 class _Dict:
     pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581the", "\u2581girl", "\u2581mon", "key"]
 
@@ -59,6 +71,13 @@ def test_sequence_generator_hook_blocks_loops_and_ends_at_the_bound():
     assert torch.isfinite(out[0, 4]) and torch.isfinite(out[0, 2])
     out = bounds(tokens, lprobs.clone(), 2, 1, 3)  # step 3: sentence 0 is at its bound
     assert torch.isfinite(out[0]).tolist() == [False, False, True, False, False, False, False, False]
+    assert torch.isfinite(out[1, 4])
+    # a second 'girl' after 'the girl': only where the sentence's CTC translation says it twice
+    bounds.max_tokens = [50, 50]
+    bounds.ctc_tokens = [[4, 5, 5], [4, 5]]
+    tokens = torch.tensor([[2, 4, 5], [2, 4, 5]])
+    out = bounds(tokens, lprobs.clone(), 2, 1, 2)
+    assert torch.isfinite(out[0, 5]) and out[1, 5] == -float("inf")
     assert torch.isfinite(out[1, 4])
 
 
@@ -169,3 +188,24 @@ def test_length_bound_figure_counts_outputs_over_the_bound(micro_data, tmp_path)
     assert out["max_length_ratio"] > 1.0
     alone = length_bound_check([short], [wav], micro_data)
     assert alone["over_length_bound"] == 0 and 0.0 < alone["max_length_ratio"] < 1.0
+
+
+def test_streaming_waits_instead_of_saying_a_word_again(res):
+    """The engine's step: a repeat that the ST-CTC does not say is a stop decision while the
+    source goes on (wait for more), and at the sentence's end the next best token."""
+    from echostream_fairseq.streaming.engine import StreamingSession
+
+    s = StreamingSession(res, speech=False)
+    s.step(_sources(1.0)["noise"])
+    d = res.model.mt_dict
+    word = next(i for i in range(d.nspecial, len(d)) if d[i].startswith("\u2581"))
+    other = next(i for i in range(word + 1, len(d)) if d[i].startswith("\u2581"))
+    s.committed, s.text_states, s.st, s.mt_done = [word], [], [word, other], False
+    lprobs = torch.full((len(d),), -10.0)
+    lprobs[word], lprobs[other] = -0.1, -1.0
+    snap = s.mt.snapshot()
+    assert s._take_step(snap, lprobs.clone(), torch.zeros(1)) is False and s.committed == [word]
+    s.st = [word, word]  # the ST-CTC says it twice: a repeat may stand
+    assert s._take_step(snap, lprobs.clone(), torch.zeros(1)) is True and s.committed == [word, word]
+    s.committed, s.st, s.finished = [word], [word, other], True
+    assert s._take_step(snap, lprobs.clone(), torch.zeros(1)) is True and s.committed == [word, other]

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .. import features, punct
-from ..decoding import ctc_spikes, repeat_blocked, word_start_table
+from ..decoding import ctc_spikes, repeat_blocked, token_map, unsupported_repeats, word_start_table
 from ..models.echostream import ctc_blank
 from . import policy as decisions
 from .policy import PolicyConfig  # noqa: F401  (the engine's API)
@@ -127,6 +127,7 @@ class StreamingSession:
         self.finished = False
         self.count = Counters()
         self._word_start = word_start_table(self.m.mt_dict)
+        self._st_as_mt = token_map(self.m.st_dict, self.m.mt_dict)  # ST-CTC tokens as MT decoder tokens
         self.boundaries = SentenceBoundaries(self.policy, res.punct)  # pauses and learned sentence ends
         self.done_transcripts: List[str] = []  # closed sentences, as decoded
         self.done_translations: List[str] = []
@@ -214,6 +215,15 @@ class StreamingSession:
         for t in repeat_blocked(self.committed, self._word_start):
             lprobs[t] = -float("inf")  # no loops: a third copy of a word or phrase in a row
         nxt = eos if len(self.committed) >= self._max_len() else int(lprobs.argmax())
+        st = self.st if self._st_as_mt is None else [self._st_as_mt[t] for t in self.st]
+        if nxt in unsupported_repeats(self.committed, self._word_start, st):
+            # a word said again where the ST-CTC does not: wait for more source, or at the
+            # sentence's end say the next best thing
+            if not (self.finished or self._closing):
+                nxt = eos
+            else:
+                lprobs[nxt] = -float("inf")
+                nxt = int(lprobs.argmax())
         if nxt == eos and not (self.finished or self._closing):
             self.mt.rollback(snapshot)  # stop decision: decode this position again later
             self.count.stop_decisions += 1
