@@ -49,13 +49,14 @@ def repeat_blocked(prefix: Sequence[int], word_start: Sequence[bool], max_repeat
                    max_ngram: int = MAX_REPEAT_NGRAM) -> List[int]:
     """Tokens that would start another immediate copy of a phrase already said ``max_repeats``
     times in a row at the end of ``prefix``. A phrase is ``n`` <= ``max_ngram`` tokens that
-    begins at a word start (``word_start[token]``); the blocked token is its first one."""
+    begins at a word start (``word_start[token]``), or any single piece (a piece looping inside
+    a word, "Ten en en en"); the blocked token is its first one."""
     blocked = []
     for n in range(1, max_ngram + 1):
         if len(prefix) < n * max_repeats:
             break
         gram = list(prefix[-n:])
-        if not word_start[gram[0]]:
+        if n > 1 and not word_start[gram[0]]:
             continue
         if gram[0] not in blocked and all(list(prefix[len(prefix) - (r + 1) * n : len(prefix) - r * n]) == gram for r in range(max_repeats)):
             blocked.append(gram[0])
@@ -66,11 +67,10 @@ def unsupported_repeats(prefix: Sequence[int], word_start: Sequence[bool], ctc_t
     """Tokens that would say the one-piece word ending ``prefix`` a second time in a row where
     the CTC translation ``ctc_tokens`` (same dictionary) never says that word twice in a row.
     Such a repeat is how the MT decoder fills a gap in what it has heard ("Diego Diego ...")."""
-    blocked = repeat_blocked(prefix, word_start, max_repeats=1, max_ngram=1)
-    if not blocked:
-        return blocked
-    said_twice = {a for a, b in zip(ctc_tokens, ctc_tokens[1:]) if a == b}
-    return [t for t in blocked if t not in said_twice]
+    if not prefix or not word_start[prefix[-1]]:
+        return []
+    word = prefix[-1]
+    return [] if any(a == b == word for a, b in zip(ctc_tokens, ctc_tokens[1:])) else [word]
 
 
 def token_map(src_dict, dst_dict) -> Optional[List[int]]:

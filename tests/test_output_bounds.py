@@ -31,7 +31,9 @@ def test_a_third_copy_in_a_row_is_blocked():
     assert repeat_blocked([0, 1, 1], WS) == [1]  # 'girl girl' may stand, not a third
     assert repeat_blocked([2, 3, 2, 3], WS) == [2]  # 'monkey monkey': the word's first piece
     assert repeat_blocked([0, 1, 0, 1], WS) == [0]  # a phrase: 'the girl the girl'
-    assert repeat_blocked([3, 3], WS) == []  # a word-internal piece is not a word
+    assert repeat_blocked([3], WS) == []
+    assert repeat_blocked([3, 3], WS) == [3]  # a piece looping inside a word: no third copy either
+    assert repeat_blocked([2, 3, 3], WS) == [3]
     assert repeat_blocked([1, 1], WS, max_repeats=1) == [1]
     assert repeat_blocked([1, 0, 1], WS) == []  # not in a row
 
