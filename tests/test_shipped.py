@@ -26,7 +26,8 @@ def test_shipped_checksums_match_and_size_is_bounded():
     assert assets.total_size(ROOT) <= 25 * 2**20
     for k in ("offline_bleu", "asr_ctc_wer", "offline_asr_bleu", "stream320_bleu", "stream320_asr_bleu",
               "stream320_al_ms", "stream320_al_ca_ms", "resynth_wer", "original_wer", "offline_repeats_per_100w",
-              "stream320_repeats_per_100w", "unseen_offline_bleu", "unseen_offline_asr_bleu", "offline_uer", "stream320_uer"):
+              "stream320_repeats_per_100w", "unseen_offline_bleu", "unseen_offline_asr_bleu", "offline_uer", "stream320_uer",
+              "offline_over_length_bound", "unseen_offline_over_length_bound", "stream320_over_length_bound"):
         assert k in json.loads((ROOT / assets.RESULTS).read_text())["results"], k
 
 

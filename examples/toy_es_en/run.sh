@@ -121,6 +121,13 @@ if stage 6; then
     --units "$C/units/reduced.tsv" --wav-dir "$EVAL/resynth" --out "$EVAL/resynth.json"
 fi
 if stage 7; then
+  # a resumed stage 7 keeps the runs that finished, but only for the same shipped model, vocoder,
+  # data config and code: anything else is measured again
+  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$M"/vocoder/*; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
+  if [ "$(cat "$EVAL/measured_with" 2>/dev/null)" != "$stamp" ]; then
+    rm -rf "$EVAL"/s2tt_* "$EVAL"/s2st_* "$EVAL/uer_stream320.json"
+  fi
+  echo "$stamp" > "$EVAL/measured_with"
   cut -f2 "$C/test.tsv" | tail -n +2 | sed "s#^#$(realpath "$C")/#" > "$EVAL/src.list"
   cut -f5 "$C/test.tsv" | tail -n +2 > "$EVAL/ref.txt"
   [ -f "$EVAL/uer_stream320.json" ] || "$BIN/echostream-score" uer --checkpoint "$M/checkpoint.pt" --data-dir "$M" \
