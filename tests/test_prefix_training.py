@@ -53,9 +53,7 @@ def test_training_decoder_sees_only_its_streaming_prefix(data_copy):
     assert not torch.allclose(full[b, t], again[b, t], atol=1e-3)
 
     # whole-source limits are fairseq's own decoder, exactly
-    whole = torch.full_like(limits, S)
-    lengths = (~enc["encoder_padding_mask"][0]).sum(1) if enc["encoder_padding_mask"] else torch.full((4,), S)
-    whole = torch.minimum(whole, lengths[:, None])
+    whole = enc["src_lengths"][0][:, None].expand_as(limits)
     _, limited = model.mt_forward(mt["net_input"]["prev_output_tokens"], enc, frame_limits=whole)
     assert torch.allclose(limited, full, atol=1e-5)
     assert "forward" not in vars(model.mt_decoder.layers[0].encoder_attn)  # the override is gone

@@ -82,20 +82,22 @@ def _list_rows(path: Path):
     return read_list(path)
 
 
+def _sources(corpus_list: Path, rows) -> List[Path]:
+    return [corpus_list.parent / r["src_audio"] for r in rows]
+
+
 def length_bound_check(texts: Sequence[str], sources: Sequence[Path], data_dir: Path) -> dict:
     """Outputs against the model's length bound (the target subwords its data config allows for
     a source's duration): how many are over it, and the largest output / bound ratio. Outputs
     are counted in the model's target sentencepiece pieces."""
     import sentencepiece as spm
     import soundfile as sf
-    import yaml
 
-    from ..tasks.echostream_s2st import _length_bound
+    from ..tasks.echostream_s2st import EchoStreamDataConfig
 
-    cfg_path = data_dir / "config.yaml"
-    cfg = yaml.safe_load(cfg_path.read_text()) or {}
-    bound = _length_bound(cfg.get("length_bound"), cfg_path)
-    sp = spm.SentencePieceProcessor(model_file=str(data_dir / cfg.get("target_bpe", {}).get("sentencepiece_model", "spm_tgt.model")))
+    cfg = EchoStreamDataConfig(data_dir / "config.yaml")
+    bound = cfg.length_bound
+    sp = spm.SentencePieceProcessor(model_file=str(data_dir / cfg.config.get("target_bpe", {}).get("sentencepiece_model", "spm_tgt.model")))
     ratios = [len(sp.encode(t)) / bound.max_tokens(sf.info(str(src)).duration) for t, src in zip(texts, sources)]
     return {"over_length_bound": int(sum(r > 1 for r in ratios)), "max_length_ratio": max(ratios, default=0.0)}
 
@@ -116,7 +118,7 @@ def offline(generate_dir: Path, corpus_list: Path, asr=None, data_dir: Path = No
         "asr_ctc_wer": wer([plain_words(ctc.get(r["id"], "")) for r in rows], [plain_words(r["src_text"]) for r in rows]),
     }
     if data_dir is not None:
-        check = length_bound_check(hyps, [corpus_list.parent / r["src_audio"] for r in rows], data_dir)
+        check = length_bound_check(hyps, _sources(corpus_list, rows), data_dir)
         res.update({f"offline_{k}": v for k, v in check.items()})
     wavs = [generate_dir / "wav" / f"{r['id']}.wav" for r in rows]
     if all(w.is_file() for w in wavs):
@@ -306,7 +308,7 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
             preds = _predictions(t, refs)
             row.update({"bleu": bleu(preds, refs), "repeats_per_100w": invented_repeats(preds, refs), "text_al": sc["AL"], "text_al_ca": sc.get("AL_CA", float("nan"))})
             if data_dir is not None:
-                row.update(length_bound_check(preds, [corpus_list.parent / r["src_audio"] for r in rows_in], data_dir))
+                row.update(length_bound_check(preds, _sources(corpus_list, rows_in), data_dir))
         if (s / "scores.tsv").is_file():
             sc = _simuleval_dir(s)
             row.update({"asr_bleu": sc.get("ASR_BLEU_LOCAL", float("nan")), "asr_bleu_rm_sil": sc.get("ASR_BLEU_LOCAL_RM_SIL", float("nan")),

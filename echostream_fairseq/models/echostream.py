@@ -133,9 +133,8 @@ class EchoStreamModel(BaseFairseqModel):
         if not self.training or p <= 0 or self.st_ctc_proj is None:
             return None
         enc = encoder_out["encoder_out"][0]  # S x B x C
-        B, S = enc.size(1), enc.size(0)
-        pad = encoder_out["encoder_padding_mask"]
-        lengths = (~pad[0]).sum(1) if pad else torch.full((B,), S, dtype=torch.long, device=enc.device)
+        B = enc.size(1)
+        lengths = encoder_out["src_lengths"][0]  # encoder frames per utterance
         chosen = torch.rand(B, device=enc.device) < p
         if not chosen.any():
             return None
