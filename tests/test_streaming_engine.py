@@ -54,7 +54,7 @@ def test_wait_until_end_equals_fairseq_generate(res, trained_micro, micro_data, 
 def test_incrementality_is_counted(res, micro_data):
     uid = _ids(micro_data, "dev")[0]
     wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
-    s, outs = _stream(res, wav, PolicyConfig(vocoder_context_frames=None), chunk=2560)
+    s, outs = _stream(res, wav, PolicyConfig(vocoder_context_frames=None, vocoder_flush=False), chunk=2560)
     c = s.count
     assert c.samples == len(wav)
     assert c.fbank_frames == features.num_frames(len(wav))
@@ -74,12 +74,34 @@ def test_incrementality_is_counted(res, micro_data):
 def test_default_vocoder_context_stays_close_to_offline(res, micro_data):
     uid = _ids(micro_data, "dev")[1]
     wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
-    s, outs = _stream(res, wav, PolicyConfig())
+    s, outs = _stream(res, wav, PolicyConfig(vocoder_flush=False))
     pcm = np.concatenate([o.pcm for o in outs])
     with torch.no_grad():
         offline = res.vocoder(torch.tensor(s.units)).numpy()
     assert len(offline) == len(pcm)
     assert np.abs(offline - pcm).max() < 0.02 * max(np.abs(offline).max(), 1e-3)
+
+
+def test_flushed_speech_says_every_emission_in_full(res, micro_data):
+    """By default each step speaks all the units it emitted; held back, a step's last units
+    wait for the next emission (the pause that would split a word)."""
+    held_back = 0
+    for uid in _ids(micro_data, "dev")[:3]:
+        wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+        for flush in (True, False):
+            s = StreamingSession(res, PolicyConfig(vocoder_flush=flush))
+            units = samples = 0
+            for i in range(0, len(wav), 2560):
+                o = s.step(wav[i : i + 2560])
+                units, samples = units + len(o.units), samples + len(o.pcm)
+                if flush:
+                    assert len(s.vocoder.durations) == units and samples == sum(s.vocoder.durations) * s.vocoder.hop, uid
+                else:
+                    held_back += samples < sum(s.vocoder.durations) * s.vocoder.hop or len(s.vocoder.durations) < units
+            o = s.finish()
+            assert len(s.vocoder.durations) == units + len(o.units) == len(s.units), uid
+            assert samples + len(o.pcm) == sum(s.vocoder.durations) * s.vocoder.hop, uid
+    assert held_back > 0  # the test can tell the two modes apart
 
 
 def test_whole_word_rule_on_every_emission(res, micro_data):

@@ -12,7 +12,8 @@ Per chunk only new work is done:
 * MT decoder: committed tokens are never re-decoded; the cross-attention keys/values of each
   decoder layer are extended with the new encoder frames only;
 * T2U + CTC unit decoder on the states of newly emitted tokens only (KV caches);
-* vocoder on a fixed window around the frames whose durations became final.
+* vocoder on a fixed window around the frames whose durations became final (with
+  ``vocoder_flush``, the default, every emission's frames are final at once).
 
 Policy (``PolicyConfig``):
 
@@ -423,7 +424,7 @@ def _advance_group(sessions: List[StreamingSession], outs: List[StepOutput]) -> 
     speech = [(s, o, mo) for (s, o), mo in zip(pairs, more) if s.vocoder is not None]
     if speech:
         pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
-                        [s.finished or s._closing for s, _, _ in speech])
+                        [s.finished or s._closing or s.policy.vocoder_flush for s, _, _ in speech])
         for (s, o, _), p in zip(speech, pcm):
             o.pcm = np.concatenate([o.pcm, p])
     return outs

@@ -24,6 +24,11 @@ class PolicyConfig:
     whole_word: bool = True
     wait_until_end: bool = False  # decode only at the end of the source (= offline greedy)
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
+    # speak every emission in full at once: its last units' durations and samples are computed
+    # without the units that follow, as at the end of a sentence. Off, they wait for those units,
+    # which keeps the speech closer to the offline vocoder but cuts each word's tail off into the
+    # next emission, behind a pause (toy dev, 100 utterances, 320 ms: ASR-BLEU 35.1 off, 39.6 on)
+    vocoder_flush: bool = True
     pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
     silence_db: float = features.SILENCE_DB  # RMS level (dBFS) under which a 10 ms block counts as silence
     # learned sentence boundaries: look-ahead of the punctuation model in ASR tokens (None: off);
@@ -54,6 +59,9 @@ class PolicyConfig:
         g.add_argument("--vocoder-context-frames", type=int, default=cls.vocoder_context_frames,
                        help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default "
                             f"{cls.vocoder_context_frames})")
+        g.add_argument("--no-vocoder-flush", action="store_true",
+                       help="hold back the speech of each emission's last units until the units after them are known "
+                            "(closer to the offline vocoder; the word's tail comes with the next emission)")
         g.add_argument("--pause-ms", type=float, default=cls.FLAG_PAUSE_MS,
                        help=f"close a sentence after this much silence and reset its state (default {cls.FLAG_PAUSE_MS:g})")
         g.add_argument("--no-pause", action="store_true", help="no sentence boundaries at pauses")
@@ -74,7 +82,7 @@ class PolicyConfig:
             delay = None
         ctx = args.vocoder_context_frames
         return cls(lag_k=args.lag_k, stride_n=args.stride_n, whole_word=not args.no_whole_word,
-                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
+                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx, vocoder_flush=not args.no_vocoder_flush,
                    pause_ms=None if args.no_pause else args.pause_ms, silence_db=args.silence_db, punct_delay=delay)
 
 

@@ -6,6 +6,11 @@ final once the generator's receptive field is covered on both sides. Each update
 predictor and the generator on a fixed-size window only, and emits exactly the samples of
 frames that became final: concatenated, the output equals the offline vocoder's (no gap, no
 repeated sample), and its length is the sum of durations times the hop.
+
+``push(units, final=True)`` before the end speaks everything pushed so far: the last units'
+durations and samples are computed without the units that follow (as at the end of a
+sentence), and later pushes go on from that left context. The engine does this for every
+emission by default (``PolicyConfig.vocoder_flush``), so a word is never split by a pause.
 """
 from __future__ import annotations
 
