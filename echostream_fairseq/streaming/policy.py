@@ -82,7 +82,8 @@ class PolicyConfig:
             delay = None
         ctx = args.vocoder_context_frames
         return cls(lag_k=args.lag_k, stride_n=args.stride_n, whole_word=not args.no_whole_word,
-                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx, vocoder_flush=not args.no_vocoder_flush,
+                   vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
+                   vocoder_flush=not args.no_vocoder_flush,
                    pause_ms=None if args.no_pause else args.pause_ms, silence_db=args.silence_db, punct_delay=delay)
 
 
