@@ -73,7 +73,7 @@ def baseline_chunk(res, prefix: np.ndarray, committed, encoder_only: bool) -> fl
     _, states = m.mt_forward(tokens, enc)
     n = len(committed)
     if n:
-        logits, lengths = m.units_forward(states[:, 1:], torch.tensor([n]))
+        logits, lengths = m.units_forward(states[:, 1:], torch.tensor([n]), tokens[:, 1:])
         units = unit_ids(res.unit_dict, ctc_collapse(logits[0].argmax(-1).tolist(), ctc_blank(res.unit_dict)))
         if res.vocoder is not None and units:
             res.vocoder(torch.tensor(units))

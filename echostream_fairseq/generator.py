@@ -87,7 +87,7 @@ class EchoStreamGenerator:
         for i, t in enumerate(texts):
             prev[i, 1 : 1 + len(t)] = t
         _, states = model.mt_forward(prev, encoder_out)
-        unit_logits, unit_lengths = model.units_forward(states[:, 1:], n)
+        unit_logits, unit_lengths = model.units_forward(states[:, 1:], n, prev[:, 1:])
         unit_lprobs = torch.log_softmax(unit_logits.float(), -1)
         blank = ctc_blank(self.unit_dict)
 

@@ -85,9 +85,10 @@ def encoder_args(**kw) -> Namespace:
 @pytest.fixture(scope="session")
 def trained_micro(micro_data, tmp_path_factory):
     """A checkpoint that fairseq-train wrote after 150 updates on the micro set (vocoder in the
-    data config), shared by the streaming, agent and decoding tests."""
+    data config), shared by the streaming, agent and decoding tests. Its unit decoder looks ahead
+    to the end of each word, as the recipes' models do."""
     save = tmp_path_factory.mktemp("trained")
-    run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, "--optimizer", "adam", "--lr", "3e-3",
+    run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, "--unit-word-lookahead", "--optimizer", "adam", "--lr", "3e-3",
          "--lr-scheduler", "inverse_sqrt", "--warmup-updates", "30", "--clip-norm", "5", "--dropout", "0",
          "--max-tokens", "40000", "--max-update", "150", "--save-dir", save, "--train-subset", "train",
          "--valid-subset", "dev", "--required-batch-size-multiple", "1", "--num-workers", "0",

@@ -6,6 +6,8 @@ import torch
 
 from conftest import TRAIN_ARGS, cli, run
 from echostream_fairseq import features
+from echostream_fairseq.decoding import ctc_collapse, unit_ids
+from echostream_fairseq.models.echostream import ctc_blank
 from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession, load_resources
 
 pytestmark = pytest.mark.slow
@@ -123,6 +125,33 @@ def test_whole_word_rule_on_every_emission(res, micro_data):
         # concatenated, the emitted words are exactly the words of the translation
         words = "".join(s.m.mt_dict[t] for t in s.committed).replace("\u2581", " ").split()
         assert [w for o in outs for w in o.words] == words, uid
+
+
+@pytest.mark.parametrize("whole_word", [True, False])
+def test_units_wait_for_whole_words_and_equal_the_sentence_forward(res, micro_data, whole_word):
+    """With word look-ahead, streamed units are those of the unit decoder run once over the
+    sentence's own decoder states, whether or not text goes out by whole words; a word's units
+    never go out before the word is complete."""
+    m = res.model
+    assert m.word_lookahead
+    voiced = 0
+    for uid in _ids(micro_data, "dev") + _ids(micro_data, "train")[:3]:
+        wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+        s = StreamingSession(res, PolicyConfig(whole_word=whole_word, vocoder_context_frames=None), speech=False)
+        for i in range(0, len(wav), 1280):
+            s.step(wav[i : i + 1280])
+            v = s.emission.voiced
+            assert v == 0 or v == len(s.committed) or m.mt_dict[s.committed[v]].startswith("\u2581"), uid
+        s.finish()
+        if s.count.sentences or not s.committed:
+            continue  # one sentence per utterance: its states are the session's
+        n = len(s.committed)
+        with torch.no_grad():
+            logits, _ = m.units_forward(torch.stack(s.text_states)[None], torch.tensor([n]), torch.tensor([s.committed]))
+        expected = unit_ids(m.unit_dict, ctc_collapse(logits[0].argmax(-1).tolist(), ctc_blank(m.unit_dict)))
+        assert s.units == expected, uid
+        voiced += len(expected)
+    assert voiced > 0
 
 
 def test_raising_lag_never_loosens_the_gate_on_dev(res, micro_data):

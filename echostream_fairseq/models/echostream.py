@@ -17,7 +17,8 @@ from fairseq.models import BaseFairseqModel, register_model, register_model_arch
 from fairseq.models.transformer import Embedding, TransformerDecoder
 
 from .encoder import EmformerSpeechEncoder
-from .unit_decoder import CTCUnitDecoder, T2UEncoder
+from ..decoding import word_start_table
+from .unit_decoder import CTCUnitDecoder, T2UEncoder, word_end_index
 
 # names of the multitask YAML entries and the role each plays
 ASR_TASK = "source_unigram"
@@ -57,6 +58,9 @@ class EchoStreamModel(BaseFairseqModel):
         a("--unit-decoder-layers", type=int, metavar="N", help="CTC unit decoder layers")
         a("--unit-decoder-attention-heads", type=int, metavar="N", help="T2U / unit decoder heads")
         a("--unit-upsample", type=int, metavar="N", help="unit slots per target subword")
+        a("--unit-word-lookahead", action="store_true",
+          help="the unit slots of a target subword see the MT states of its whole word (the first piece of "
+               "a word is spoken knowing the word); streaming then speaks complete words only")
         a("--dropout", type=float, metavar="D", help="dropout probability")
         a("--attention-dropout", type=float, metavar="D", help="attention dropout (MT decoder)")
         a("--activation-dropout", type=float, metavar="D", help="FFN activation dropout (MT decoder)")
@@ -75,6 +79,10 @@ class EchoStreamModel(BaseFairseqModel):
         self.t2u_encoder = t2u_encoder
         self.unit_decoder = unit_decoder
         self.asr_dict, self.st_dict, self.mt_dict, self.unit_dict = asr_dict, st_dict, mt_dict, unit_dict
+        # MT tokens that begin a word (and end-of-sentence, which ends the last one)
+        starts = word_start_table(mt_dict)
+        starts[mt_dict.eos()] = True
+        self.register_buffer("_starts_word", torch.tensor(starts, dtype=torch.bool), persistent=False)
 
     @classmethod
     def build_model(cls, args, task):
@@ -144,9 +152,23 @@ class EchoStreamModel(BaseFairseqModel):
                                          ctc_blank(self.st_dict), self.args.segment_length, phase)
         return torch.where(chosen[:, None], limits, lengths[:, None])
 
-    def units_forward(self, text_states: torch.Tensor, text_lengths: torch.Tensor):
-        """Unit logits (B x U x K) and lengths from one state per committed target subword."""
-        return self.unit_decoder(self.t2u_encoder(text_states, text_lengths), text_lengths)
+    @property
+    def word_lookahead(self) -> bool:
+        return bool(getattr(self.args, "unit_word_lookahead", False))
+
+    def starts_word(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Bool, same shape as ``tokens`` (MT dictionary ids): the token begins a word."""
+        return self._starts_word[tokens.to(self._starts_word.device)]
+
+    def units_forward(self, text_states: torch.Tensor, text_lengths: torch.Tensor, tokens: Optional[torch.Tensor] = None):
+        """Unit logits (B x U x K) and lengths from one state per committed target subword;
+        ``tokens`` (B x N, the subwords themselves) are needed with ``--unit-word-lookahead``."""
+        word_end = None
+        if self.word_lookahead:
+            if tokens is None:
+                raise ValueError("this model's unit decoder looks ahead to the end of each word: pass the target tokens")
+            word_end = word_end_index(self.starts_word(tokens), text_lengths)
+        return self.unit_decoder(self.t2u_encoder(text_states, text_lengths), text_lengths, word_end)
 
     def forward(self, src_tokens, src_lengths, mt_prev_output_tokens, mt_text_lengths, **kwargs) -> Dict:
         """Training forward pass with the MT decoder teacher-forced on the target text.
@@ -157,7 +179,7 @@ class EchoStreamModel(BaseFairseqModel):
         encoder_out = self.encoder(src_tokens, src_lengths)
         limits = self.streaming_frame_limits(encoder_out, mt_prev_output_tokens, mt_text_lengths)
         mt_logits, mt_states = self.mt_forward(mt_prev_output_tokens, encoder_out, frame_limits=limits)
-        unit_logits, unit_lengths = self.units_forward(mt_states[:, 1:], mt_text_lengths)
+        unit_logits, unit_lengths = self.units_forward(mt_states[:, 1:], mt_text_lengths, mt_prev_output_tokens[:, 1:])
         return {
             "encoder_out": encoder_out,
             "mt_logits": mt_logits,
@@ -287,6 +309,7 @@ def base_architecture(args):
     g("attention_dropout", 0.1)
     g("activation_dropout", 0.1)
     g("prefix_train_prob", 0.0)
+    g("unit_word_lookahead", False)
     g("max_source_positions", 6000)
     g("max_target_positions", 1024)
 

@@ -6,11 +6,16 @@ text state ``upsample`` times, adds an embedding of the slot within its token, r
 self-attention over the unit slots and cross-attention restricted to text states up to the
 slot's own token, and scores units + CTC blank. Units of token ``i`` therefore depend only on
 tokens ``<= i``: new text yields new units without changing earlier ones.
+
+With word look-ahead (``word_end`` given), the cross-attention of token ``i``'s slots reaches
+the last token of ``i``'s word instead (``word_end[i] >= i``): the first piece of a word ("▁s" of
+"▁s ma ll") is spoken knowing the whole word. Units then depend on whole words, so streaming
+feeds the unit decoder complete words only.
 """
 from __future__ import annotations
 
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -108,9 +113,11 @@ def _cached_attention(attn: "Attention", x: torch.Tensor, mem: torch.Tensor, mem
     return attn.out(y.transpose(1, 2).reshape(B, Tq, D))
 
 
-def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int, device=None) -> torch.Tensor:
+def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int, device=None,
+                  word_ends: Optional[List[Sequence[int]]] = None) -> torch.Tensor:
     """(B, max n_new*r_q, max (n_old+n_new)*r_k): query slot i of stream b (global token
-    n_old[b] + i // r_q) sees key slots of tokens up to its own; padded queries see key 0 only."""
+    n_old[b] + i // r_q) sees key slots of tokens up to its own (unit slots over text tokens with
+    ``word_ends``: up to the end of its word); padded queries see key 0 only."""
     B = len(n_old)
     Tq = max(n_new) * r_q
     Tk = max(o + n for o, n in zip(n_old, n_new)) * r_k
@@ -120,6 +127,12 @@ def _stream_masks(n_old: List[int], n_new: List[int], r_q: int, r_k: int, device
             out[b, : n_new[b] * r_q, : (n_old[b] + n_new[b]) * r_k] = _prefix_allowed(n_old[b] * r_q, n_new[b] * r_q, "cpu")[0]
         else:  # unit slots over text tokens (r_k == 1)
             tok = n_old[b] + torch.arange(n_new[b] * r_q) // r_q
+            if word_ends is not None:
+                ends = torch.as_tensor(list(word_ends[b]), dtype=torch.long)
+                if ends.numel() != n_new[b] or (ends.numel() and (ends.max() >= n_old[b] + n_new[b] or (ends < tok[::r_q]).any())):
+                    raise ValueError(f"stream {b}: word ends {ends.tolist()} do not fit its {n_new[b]} new tokens "
+                                     f"after {n_old[b]} (a word must be complete before its units are decoded)")
+                tok = ends.repeat_interleave(r_q)
             out[b, : n_new[b] * r_q, : n_old[b] + n_new[b]] = torch.arange(n_old[b] + n_new[b])[None, :] <= tok[:, None]
         out[b, n_new[b] * r_q :, 0] = True
     return out.to(device) if device is not None else out
@@ -176,15 +189,20 @@ class CTCUnitDecoder(nn.Module):
         self.out = nn.Linear(dim, num_units)
         self.scale = math.sqrt(dim)
 
-    def forward(self, text: torch.Tensor, text_lengths: torch.Tensor):
-        """text: (B, N, D) T2U states. Returns logits (B, N*upsample, V) and their lengths."""
+    def forward(self, text: torch.Tensor, text_lengths: torch.Tensor, word_end: Optional[torch.Tensor] = None):
+        """text: (B, N, D) T2U states; word_end: None (causal over tokens) or (B, N) the last
+        token of each token's word. Returns logits (B, N*upsample, V) and their lengths."""
         B, N, D = text.shape
         r = self.upsample
         x = text.repeat_interleave(r, dim=1) + self.slot_embed.weight.repeat(N, 1)[None]
         unit_lengths = text_lengths * r
         allowed = causal_allowed(unit_lengths, N * r)
         token_of_slot = torch.arange(N * r, device=text.device) // r
-        mem_allowed = token_of_slot[None, :, None] >= torch.arange(N, device=text.device)[None, None, :]
+        if word_end is None:
+            reach = token_of_slot[None, :, None]
+        else:  # (B, N*r, 1): the last text state each slot may see
+            reach = word_end.to(text.device).repeat_interleave(r, dim=1)[:, :, None]
+        mem_allowed = reach >= torch.arange(N, device=text.device)[None, None, :]
         mem_allowed = mem_allowed & (torch.arange(N, device=text.device)[None, None, :] < text_lengths[:, None, None])
         # a query on a fully padded sequence sees the first text state (kept defined, ignored)
         mem_allowed[:, :, 0] = True
@@ -192,10 +210,13 @@ class CTCUnitDecoder(nn.Module):
             x = layer(x, allowed, text, mem_allowed)
         return self.out(self.norm(x)), unit_lengths
 
-    def step_many(self, new_text: List[torch.Tensor], caches: List[dict]) -> List[torch.Tensor]:
+    def step_many(self, new_text: List[torch.Tensor], caches: List[dict],
+                  word_ends: Optional[List[Sequence[int]]] = None) -> List[torch.Tensor]:
         """Streaming, many streams at once: per stream (n_b, D) T2U states of its newly committed
         tokens and its cache -> (n_b * r, V) unit logits, equal to the corresponding rows of
-        :meth:`forward` on the whole text."""
+        :meth:`forward` on the whole text. With word look-ahead, ``word_ends[b]`` holds the
+        stream's ``word_end`` (counted over the whole sentence) of each new token; the new
+        tokens must end with a complete word."""
         r = self.upsample
         n_new = [t.size(0) for t in new_text]
         n_old = [c.get("n", 0) for c in caches]
@@ -203,7 +224,7 @@ class CTCUnitDecoder(nn.Module):
         x = _pad_rows(slots)
         text = _pad_rows(new_text)
         self_allowed = _stream_masks(n_old, n_new, r, r, x.device)
-        mem_allowed = _stream_masks(n_old, n_new, r, 1, x.device)
+        mem_allowed = _stream_masks(n_old, n_new, r, 1, x.device, word_ends)
         per_layer = [c.setdefault("layers", [{} for _ in self.layers]) for c in caches]
         for i, layer in enumerate(self.layers):
             h = layer.norm1(x)
@@ -216,3 +237,16 @@ class CTCUnitDecoder(nn.Module):
             c["n"] = c.get("n", 0) + n
         logits = self.out(self.norm(x))
         return [logits[b, : n_new[b] * r] for b in range(len(caches))]
+
+
+def word_end_index(starts_word: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, N) bool "this token starts a word" and (B,) lengths -> (B, N) long: the index of the
+    last token of each token's word (the token before the next word start, or the last token)."""
+    B, N = starts_word.shape
+    pos = torch.arange(N, device=starts_word.device)
+    limit = lengths.to(starts_word.device)[:, None]
+    # next word start strictly after t (or the length), by a reversed running minimum
+    starts_at = torch.where(starts_word & (pos[None, :] < limit), pos[None, :], limit.expand(B, N))
+    after = torch.cat([starts_at[:, 1:], limit], dim=1)
+    nxt = torch.flip(torch.cummin(torch.flip(after, [1]), dim=1).values, [1])
+    return torch.maximum(torch.minimum(nxt, limit) - 1, pos[None, :])

@@ -1,13 +1,14 @@
 """A sentence's output side: committed target tokens become whole words of text and, through the
 T2U encoder and the CTC unit decoder (whose caches this object owns), units for the vocoder.
-``emit_units`` runs the unit side of many sessions in one batched forward."""
+``emit_units`` runs the unit side of many sessions in one batched forward. A unit decoder with
+word look-ahead gets complete words only, whatever the text policy."""
 from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from ..decoding import ctc_collapse, unit_ids
+from ..decoding import ctc_collapse, unit_ids, word_start_table
 from ..models.echostream import ctc_blank
 from . import policy as decisions
 
@@ -17,7 +18,10 @@ WORD_START = "\u2581"
 class Emission:
     def __init__(self, model, unit_dict, whole_word: bool):
         self.m, self.unit_dict, self.whole_word = model, unit_dict, whole_word
-        self.emitted = 0  # committed tokens already out as text / units / speech
+        self.emitted = 0  # committed tokens already out as text
+        self.voiced = 0  # committed tokens already through the unit decoder
+        self.word_lookahead = model.word_lookahead
+        self._word_start = word_start_table(model.mt_dict)
         self._pending_word: List[str] = []
         self.t2u_cache: dict = {}
         self.unit_cache: dict = {}
@@ -25,26 +29,45 @@ class Emission:
         self.units: List[int] = []
 
     def _starts_word(self, token: int) -> bool:
-        return self.m.mt_dict[token].startswith(WORD_START)
+        return self._word_start[token]
+
+    def _complete_words_end(self, committed: Sequence[int], ready: int, mt_done: bool, since: int) -> int:
+        if mt_done:
+            return ready
+        return decisions.whole_word_end(lambda i: self._starts_word(committed[i]), len(committed), ready, since)
 
     def begin(self, committed: Sequence[int], text_states: Sequence[torch.Tensor], mt_done: bool
-              ) -> Tuple[List[str], Optional[torch.Tensor]]:
-        """The words that may go out now, and the decoder states (n, D) of their tokens for the
-        unit decoder (None: nothing new). ``text_states[i]`` is the final state of
-        ``committed[i]``; whole words wait for the token that shows a word has ended."""
+              ) -> Tuple[List[str], Optional[Tuple[torch.Tensor, Optional[List[int]]]]]:
+        """The words that may go out now, and the unit decoder's work (None: nothing new): the
+        decoder states (n, D) of the tokens to voice and, with word look-ahead, the last token of
+        each one's word. ``text_states[i]`` is the final state of ``committed[i]``; whole words
+        wait for the token that shows a word has ended."""
         ready = len(text_states)
-        upto = ready
-        if self.whole_word and not mt_done:
-            upto = decisions.whole_word_end(lambda i: self._starts_word(committed[i]), len(committed), ready, self.emitted)
-        if upto <= self.emitted:
-            return [], None
-        new_tokens = committed[self.emitted : upto]
-        states = torch.stack(list(text_states[self.emitted : upto]))
-        self.emitted = upto
-        # the last word out is complete when the next committed token starts a new word or
-        # nothing follows it
-        ends_word = (mt_done and upto == len(committed)) or (upto < len(committed) and self._starts_word(committed[upto]))
-        return self._words(new_tokens, ends_word), states
+        upto = self._complete_words_end(committed, ready, mt_done, self.emitted) if self.whole_word else ready
+        words: List[str] = []
+        if upto > self.emitted:
+            new_tokens = committed[self.emitted : upto]
+            self.emitted = upto
+            # the last word out is complete when the next committed token starts a new word or
+            # nothing follows it
+            ends_word = (mt_done and upto == len(committed)) or (upto < len(committed) and self._starts_word(committed[upto]))
+            words = self._words(new_tokens, ends_word)
+        voice_upto = self._complete_words_end(committed, ready, mt_done, self.voiced) if self.word_lookahead else upto
+        if voice_upto <= self.voiced:
+            return words, None
+        start, self.voiced = self.voiced, voice_upto
+        states = torch.stack(list(text_states[start:voice_upto]))
+        return words, (states, self._word_ends(committed, start, voice_upto) if self.word_lookahead else None)
+
+    def _word_ends(self, committed: Sequence[int], start: int, end: int) -> List[int]:
+        """The last token of each token's word, for tokens start..end-1 (``end``: a word start or
+        the end of the sentence)."""
+        out, last = [0] * (end - start), end - 1
+        for i in range(end - 1, start - 1, -1):
+            out[i - start] = last
+            if self._starts_word(committed[i]):
+                last = i - 1
+        return out
 
     def end(self, logits: torch.Tensor) -> List[int]:
         """The new units in the unit decoder's ``logits`` for the tokens of the last ``begin``."""
@@ -69,10 +92,11 @@ class Emission:
         return words
 
 
-def emit_units(emissions: Sequence[Emission], states: Sequence[torch.Tensor]) -> List[List[int]]:
+def emit_units(emissions: Sequence[Emission], work: Sequence[Tuple[torch.Tensor, Optional[List[int]]]]) -> List[List[int]]:
     """T2U + unit decoder for several emissions over the same model in one batched forward:
-    ``states[b]`` are the decoder states that ``emissions[b].begin`` returned."""
+    ``work[b]`` is the unit decoder's work that ``emissions[b].begin`` returned."""
     m = emissions[0].m
-    t2u = m.t2u_encoder.step_many(list(states), [e.t2u_cache for e in emissions])
-    logits = m.unit_decoder.step_many(t2u, [e.unit_cache for e in emissions])
+    t2u = m.t2u_encoder.step_many([w[0] for w in work], [e.t2u_cache for e in emissions])
+    ends = [w[1] for w in work] if m.word_lookahead else None
+    logits = m.unit_decoder.step_many(t2u, [e.unit_cache for e in emissions], ends)
     return [e.end(lg) for e, lg in zip(emissions, logits)]

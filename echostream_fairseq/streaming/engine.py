@@ -401,13 +401,13 @@ def _emit(sessions: Sequence[StreamingSession]) -> List[StepOutput]:
     """Words the policy lets out, and their units: T2U and unit decoder batched."""
     outs, todo = [], []
     for s in sessions:
-        words, states = s.emission.begin(s.committed, s.text_states, s.mt_done)
+        words, work = s.emission.begin(s.committed, s.text_states, s.mt_done)
         outs.append(StepOutput(words=words))
-        if states is not None:
-            todo.append((s, outs[-1], states))
+        if work is not None:
+            todo.append((s, outs[-1], work))
     if todo:
-        for (s, out, states), units in zip(todo, emit_units([s.emission for s, _, _ in todo], [st for _, _, st in todo])):
-            s.count.unit_decoder_tokens += states.size(0)
+        for (s, out, work), units in zip(todo, emit_units([s.emission for s, _, _ in todo], [w for _, _, w in todo])):
+            s.count.unit_decoder_tokens += work[0].size(0)
             out.units = units
     return outs
 
