@@ -65,3 +65,28 @@ def test_streaming_an_unfinished_word_is_refused():
     with pytest.raises(ValueError, match="word must be complete"):
         # tokens 0-3 with token 3's word ending at 5, beyond what was given
         dec.step_many([torch.randn(4, 16)], [{}], [ENDS[:4]])
+
+
+@torch.no_grad()
+def test_the_model_takes_word_ends_from_its_dictionary(micro_data):
+    """--unit-word-lookahead: the model finds word ends from the MT dictionary's ▁ pieces, and
+    asks for the tokens rather than silently decoding causally without them."""
+    from conftest import build
+
+    _, model, _, _ = build(micro_data, "--unit-word-lookahead")
+    model.eval()
+    d = model.mt_dict
+    syms = list(enumerate(d.symbols))[d.nspecial :]
+    start = next(i for i, p in syms if p.startswith("\u2581"))
+    inner = next(i for i, p in syms if not p.startswith("\u2581"))
+    tokens = torch.tensor([[start, inner, start, inner, inner]])  # two words: 0-1 and 2-4
+    assert model.starts_word(tokens)[0].tolist() == [True, False, True, False, False]
+    states = torch.randn(1, 5, model.args.decoder_embed_dim)
+    with pytest.raises(ValueError, match="pass the target tokens"):
+        model.units_forward(states, torch.tensor([5]))
+    logits, _ = model.units_forward(states, torch.tensor([5]), tokens)
+    changed = states.clone()
+    changed[0, 1] += 1.0  # the word's second piece: heard by its first piece's slots
+    logits2, _ = model.units_forward(changed, torch.tensor([5]), tokens)
+    r = model.unit_decoder.upsample
+    assert not torch.allclose(logits[0, :r], logits2[0, :r])
