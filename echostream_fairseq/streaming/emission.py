@@ -10,6 +10,7 @@ import torch
 
 from ..decoding import ctc_collapse, unit_ids, word_start_table
 from ..models.echostream import ctc_blank
+from ..models.unit_decoder import word_end_index
 from . import policy as decisions
 
 WORD_START = "\u2581"
@@ -61,13 +62,9 @@ class Emission:
 
     def _word_ends(self, committed: Sequence[int], start: int, end: int) -> List[int]:
         """The last token of each token's word, for tokens start..end-1 (``end``: a word start or
-        the end of the sentence)."""
-        out, last = [0] * (end - start), end - 1
-        for i in range(end - 1, start - 1, -1):
-            out[i - start] = last
-            if self._starts_word(committed[i]):
-                last = i - 1
-        return out
+        the end of the sentence), by the rule the model applies to whole sentences."""
+        starts = torch.tensor([[self._starts_word(t) for t in committed[start:end]]], dtype=torch.bool)
+        return (word_end_index(starts, torch.tensor([end - start]))[0] + start).tolist()
 
     def end(self, logits: torch.Tensor) -> List[int]:
         """The new units in the unit decoder's ``logits`` for the tokens of the last ``begin``."""
