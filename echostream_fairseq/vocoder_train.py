@@ -337,6 +337,20 @@ class VocoderTrainer:
         logger.info("resumed from %s at step %d", path, self.step)
         return True
 
+    def init_generator(self, path: Path) -> None:
+        """Generator weights from a fairseq-format checkpoint (``g_*``); optimiser and step stay fresh."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"vocoder checkpoint not found: {path}")
+        st = torch.load(path, map_location=self.device, weights_only=False)
+        if "generator" not in st:
+            raise ValueError(f"{path}: no 'generator' key (not a CodeHiFiGAN checkpoint)")
+        try:
+            self.gen.load_state_dict(st["generator"])
+        except RuntimeError as e:
+            raise ValueError(f"{path}: does not fit the generator of these size flags: {str(e).splitlines()[0]}") from None
+        logger.info("generator initialised from %s", path)
+
     def save(self) -> Path:
         """fairseq's format (config.json + g_XXXXXXXX with a ``generator`` key) + the full state."""
         self.save_dir.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-train-vocoder", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lists", type=Path, nargs="+", required=True, help="training list files")
     p.add_argument("--valid-list", type=Path, help="list whose utterances are used for the validation mel loss")
-    p.add_argument("--units-dir", type=Path, required=True, help="folder with {id}.npy frame-level units")
+    p.add_argument("--units-dir", type=Path, nargs="+", required=True,
+                   help="folder(s) with {id}.npy frame-level units; with several, every utterance is used once with the units of each "
+                        "(e.g. the quantiser's units and a model's, from echostream-model-units)")
     p.add_argument("--audio-column", default="tgt_audio", help="column of the speech the units came from (default tgt_audio)")
     p.add_argument("--num-units", type=int, required=True, help="size of the unit vocabulary (K)")
     p.add_argument("--save-dir", type=Path, required=True)
@@ -36,6 +38,9 @@ def main(argv=None):
     d.add_argument("--disc-scale-width", type=int, default=16, help="first-layer channels of each scale discriminator (HiFi-GAN: 128)")
     t = p.add_argument_group("training")
     t.add_argument("--max-steps", type=int, default=20000)
+    t.add_argument("--init-from", type=Path, metavar="G",
+                   help="start the generator from this checkpoint (fairseq's g_* file, same size flags) when --save-dir holds no state "
+                        "to resume; steps count from 0")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--segment-frames", type=int, default=32, help="unit frames per training segment (default 32)")
     t.add_argument("--lr", type=float, default=2e-4)
@@ -58,10 +63,12 @@ def main(argv=None):
     config = vt.vocoder_config(args.num_units, args.channels, args.embedding_dim, args.resblock_kernels, args.upsample_rates)
     hop = config["code_hop_size"]
     try:
-        train = vt.UnitSpeechData(vt.utterances_from_lists(args.lists, args.units_dir, args.audio_column), hop, args.num_units, args.segment_frames)
-        valid = None
-        if args.valid_list:
-            valid = vt.UnitSpeechData(vt.utterances_from_lists([args.valid_list], args.units_dir, args.audio_column), hop, args.num_units, args.segment_frames)
+        def data(lists):
+            utts = [u for d in args.units_dir for u in vt.utterances_from_lists(lists, d, args.audio_column)]
+            return vt.UnitSpeechData(utts, hop, args.num_units, args.segment_frames)
+
+        train = data(args.lists)
+        valid = data([args.valid_list]) if args.valid_list else None
     except (OSError, ValueError) as e:
         p.error(str(e))
     opts = vt.TrainOptions(
@@ -73,8 +80,9 @@ def main(argv=None):
     )
     try:
         trainer = vt.VocoderTrainer(args.save_dir, config, opts, train, valid, device=args.device)
-        trainer.resume()
-    except ValueError as e:
+        if not trainer.resume() and args.init_from is not None:
+            trainer.init_generator(args.init_from)
+    except (OSError, ValueError) as e:
         p.error(str(e))
     n = sum(x.numel() for x in trainer.gen.parameters())
     logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d on %s", n, hop, len(train), trainer.step,

@@ -6,7 +6,7 @@
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
 # Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
-#   SEGMENTS SPEECH_SEGMENTS
+#   VOC_ADAPT_STEPS SEGMENTS SPEECH_SEGMENTS
 # PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
 #   target sentencepiece model, vocoder: stage 2 is es-en's), and its model and punctuation model
 #   go to runs/toy_mini_ko-en and runs/punct_ko-en. Stages 4-8 (export, evaluation) ship es-en only
@@ -30,6 +30,10 @@ VOC_STEPS=${VOC_STEPS:-10000}
 VOC_GAN_START=${VOC_GAN_START:-10000}
 VOC_THREADS=${VOC_THREADS:-2}
 INIT_FROM=${INIT_FROM:-}
+# stage 3 then fits the vocoder to the units the trained model predicts (echostream-model-units:
+# teacher-forced units laid on the reference speech), together with the quantiser's units, for
+# VOC_ADAPT_STEPS steps from the stage-2 vocoder (0: ship the stage-2 vocoder)
+VOC_ADAPT_STEPS=${VOC_ADAPT_STEPS:-3000}
 MAX_UPDATE=${MAX_UPDATE:-1800}
 FT_UPDATES=${FT_UPDATES:-400}  # then fine-tuned with silence augmentation (config_aug.yaml)
 SEGMENTS=${SEGMENTS:-320 160 640}
@@ -44,10 +48,16 @@ logged() { local log=$1; shift; local t0=$SECONDS
   echo "   took $((SECONDS - t0)) s (log $log)"; }
 mkdir -p "$RUNS" "$EVAL"
 
-VOC_CMD=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C/dev.tsv" --units-dir "$C/units"
-  --num-units $K --save-dir "$VOC" --max-steps "$VOC_STEPS" --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128
-  --bf16 --stft-weight 20 --lr 1e-3 --lr-decay 0.9998 --save-interval 500 --keep-last 20 --log-interval 50
-  --threads "$VOC_THREADS" --no-progress-bar)
+VOC_TRAIN=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C/dev.tsv" --num-units $K
+  --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128 --bf16 --stft-weight 20 --lr-decay 0.9998
+  --save-interval 500 --keep-last 20 --log-interval 50 --threads "$VOC_THREADS" --no-progress-bar)
+VOC_CMD=("${VOC_TRAIN[@]}" --units-dir "$C/units" --save-dir "$VOC" --max-steps "$VOC_STEPS" --lr 1e-3)
+GEN=$VOC/g_$(printf %08d "$VOC_STEPS")  # the vocoder at VOC_STEPS (a longer run keeps later ones beside it)
+VOCA=$RUNS/toy_vocoder_adapted
+MODEL_UNITS_CMD=("$BIN/echostream-model-units" --checkpoint "$CKPT/checkpoint_last.pt" --data "$D" --kmeans "$C/units/kmeans.npy"
+  --out "$VOCA/units" --no-progress-bar)
+VOCA_CMD=("${VOC_TRAIN[@]}" --units-dir "$VOCA/units" "$C/units" --init-from "$GEN" --save-dir "$VOCA" --max-steps "$VOC_ADAPT_STEPS"
+  --lr 2e-4)
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
 # (configs/train_mini.yaml holds the rest of the fairseq-train settings)
 train_cmd() { TRAIN_CMD=("$BIN/echostream-train" --config configs/train_mini.yaml "$D" --config-yaml "$1"
@@ -84,18 +94,36 @@ if stage 3; then
   "$BIN/python" -c "import sys; from echostream_fairseq.prep.s2st import write_augmented_config as w; w(sys.argv[1])" "$D"
   mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
   [ ${#TRAIN2[@]} -eq 0 ] || logged "$CKPT/train.log" "${TRAIN2[@]}"
+  if [ "$VOC_ADAPT_STEPS" -gt 0 ] && [ "$PAIR" = es-en ]; then
+    say "3/8 vocoder fitted to the model's units: $VOC_ADAPT_STEPS steps -> $VOCA (log $VOCA/train.log)"
+    [ -f "$GEN" ] || { echo "no vocoder checkpoint $GEN: run stage 2 (VOC_STEPS=$VOC_STEPS)" >&2; exit 1; }
+    # its units come from this model and that vocoder: anything else starts it again
+    stamp=$(sha256sum "$CKPT/checkpoint_last.pt" "$GEN" | sha256sum | cut -c1-64)
+    [ "$(cat "$VOCA/made_from" 2>/dev/null)" = "$stamp" ] || rm -rf "$VOCA"
+    mkdir -p "$VOCA"; echo "$stamp" > "$VOCA/made_from"
+    for split in train dev; do
+      [ -f "$VOCA/units_$split.json" ] || { logged "$VOCA/train.log" "${MODEL_UNITS_CMD[@]}" --split $split --lists "$C/$split.tsv" \
+        && cp "$VOCA/units/report.json" "$VOCA/units_$split.json"; }
+    done
+    logged "$VOCA/train.log" "${VOCA_CMD[@]}"
+  fi
   say "3/8 punctuation / sentence-boundary model -> $PUNCT"
-  logged "$RUNS/punct.log" "${PUNCT_CMD[@]}"
+  # (it depends on the source text and dictionary only: kept while newer than the dictionary)
+  [ "$PUNCT" -nt "$D/dict_src.txt" ] && echo "   kept $PUNCT" || logged "$RUNS/punct.log" "${PUNCT_CMD[@]}"
 fi
-GEN=$VOC/g_$(printf %08d "$VOC_STEPS")  # the vocoder at VOC_STEPS (a longer run keeps later ones beside it)
+ADAPT_BY=()
+if [ "$VOC_ADAPT_STEPS" -gt 0 ]; then
+  GEN=$VOCA/g_$(printf %08d "$VOC_ADAPT_STEPS")
+  ADAPT_BY=(--built-by "${MODEL_UNITS_CMD[*]#$PWD/} --split train|dev --lists $C/{train,dev}.tsv" --built-by "${VOCA_CMD[*]#$PWD/}")
+fi
 if stage 4; then
   say "4/8 export -> $ASSETS (model $CKPT/checkpoint_last.pt, vocoder $GEN, punctuation $PUNCT, long-form test streams)"
-  [ -f "$GEN" ] || { echo "no vocoder checkpoint $GEN: run stage 2 (VOC_STEPS=$VOC_STEPS)" >&2; exit 1; }
+  [ -f "$GEN" ] || { echo "no vocoder checkpoint $GEN: run stage 2 (VOC_STEPS=$VOC_STEPS) and stage 3 (VOC_ADAPT_STEPS=$VOC_ADAPT_STEPS)" >&2; exit 1; }
   rm -rf "$RUNS/longform"; for cmd in "${LONGFORM_CMDS[@]}"; do $cmd > /dev/null; done
   "$BIN/echostream-export-assets" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --vocoder "$GEN" --punct "$PUNCT" --longform "$RUNS/longform" \
     --kmeans "$C/units/kmeans.npy" --examples-list "$C/test.tsv" --num-examples 5 --out "$ASSETS" \
     --built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${VOC_CMD[*]#$PWD/}" --built-by "${TRAIN1[*]#$PWD/}" \
-    ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"} --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
+    ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"} "${ADAPT_BY[@]}" --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
 fi
 M=$(realpath -m "$ASSETS/model")
 if stage 5; then
