@@ -124,5 +124,16 @@ def test_echostream_train_trains_from_the_mini_config(micro_data, tmp_path):
     r = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
                "--max-update", "1", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert (tmp_path / "ckpt" / "checkpoint_last.pt").is_file()
+    last = tmp_path / "ckpt" / "checkpoint_last.pt"
+    assert last.is_file()
     assert "done training" in (r.stdout + r.stderr)
+    # the same command again: the run is at --max-update already, and stays exactly as it is
+    before = last.read_bytes()
+    again = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
+                   "--max-update", "1", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
+    assert again.returncode == 0 and "is at 1 updates (--max-update 1): nothing to train" in again.stdout, again.stderr[-3000:]
+    assert last.read_bytes() == before
+    from echostream_fairseq.cli.train import trained_updates
+    more = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
+                  "--max-update", "2", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
+    assert more.returncode == 0 and trained_updates(tmp_path / "ckpt") == 2, more.stderr[-3000:]

@@ -6,7 +6,8 @@ The file's ``train`` section holds fairseq-train flags with ``_`` for ``-`` (``m
 is ``--max-tokens 20000``); ``true`` adds a switch, ``false`` leaves it out, a list gives several
 values. Flags on the command line come after the file's, so they override its values (a switch
 the file turns on stays on). A key that fairseq-train does not know, or a value it rejects, is an
-error that names the file and the key. ``--dry-run`` prints the fairseq-train command.
+error that names the file and the key. ``--dry-run`` prints the fairseq-train command. A run whose
+checkpoint_last.pt has reached --max-update already is left as it is.
 """
 from __future__ import annotations
 
@@ -67,6 +68,17 @@ def check(path: Path, argv: List[str], flags: Dict[str, str]) -> None:
         raise ConfigError(f"{path}: " + "; ".join(msgs))
 
 
+def trained_updates(save_dir: Path) -> int:
+    """Updates done by the run in ``save_dir`` (its checkpoint_last.pt), 0 when there is none."""
+    import torch
+
+    last = Path(save_dir) / "checkpoint_last.pt"
+    if not last.is_file():
+        return 0
+    state = torch.load(last, map_location="cpu", weights_only=False)
+    return int((state.get("optimizer_history") or [{}])[-1].get("num_updates", 0))
+
+
 def main(argv=None):
     from ..config import ConfigError
 
@@ -82,6 +94,14 @@ def main(argv=None):
         p.error(str(e))
     if args.dry_run:
         print(shlex.join(["fairseq-train", *full]))
+        return
+    from fairseq import options
+
+    known, _ = options.parse_args_and_arch(options.get_training_parser(), full, parse_known=True)
+    done = trained_updates(Path(known.save_dir))
+    if known.max_update and done >= known.max_update:
+        # fairseq-train would still take one more step before it checks
+        print(f"{known.save_dir}/checkpoint_last.pt is at {done} updates (--max-update {known.max_update}): nothing to train")
         return
     from fairseq_cli import train
 
