@@ -44,8 +44,9 @@ def config_argv(path: Path) -> Tuple[List[str], Dict[str, str]]:
     return argv, flags
 
 
-def check(path: Path, argv: List[str], flags: Dict[str, str]) -> None:
-    """fairseq-train's own parser over ``argv``; what it rejects is named by file and key."""
+def check(path: Path, argv: List[str], flags: Dict[str, str]) -> argparse.Namespace:
+    """fairseq-train's own parser over ``argv`` (its parsed flags are returned); what it rejects
+    is named by file and key."""
     from fairseq import options
 
     from ..config import ConfigError
@@ -53,7 +54,7 @@ def check(path: Path, argv: List[str], flags: Dict[str, str]) -> None:
     parser = options.get_training_parser()
     parser.exit_on_error = False
     try:
-        _, extra = options.parse_args_and_arch(parser, argv, parse_known=True)
+        known, extra = options.parse_args_and_arch(parser, argv, parse_known=True)
     except argparse.ArgumentError as e:
         where = flags.get(e.argument_name or "", e.argument_name or "the command line")
         raise ConfigError(f"{path}: {where}: {e.message}") from None
@@ -66,6 +67,7 @@ def check(path: Path, argv: List[str], flags: Dict[str, str]) -> None:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             msgs.append(f"{flags.get(flag, flag + ' on the command line')}: fairseq-train has no {flag}{hint}")
         raise ConfigError(f"{path}: " + "; ".join(msgs))
+    return known
 
 
 def trained_updates(save_dir: Path) -> int:
@@ -89,15 +91,12 @@ def main(argv=None):
     try:
         file_argv, flags = config_argv(args.config)
         full = file_argv + rest
-        check(args.config, full, flags)
+        known = check(args.config, full, flags)
     except ConfigError as e:
         p.error(str(e))
     if args.dry_run:
         print(shlex.join(["fairseq-train", *full]))
         return
-    from fairseq import options
-
-    known, _ = options.parse_args_and_arch(options.get_training_parser(), full, parse_known=True)
     done = trained_updates(Path(known.save_dir))
     if known.max_update and done >= known.max_update:
         # fairseq-train would still take one more step before it checks
