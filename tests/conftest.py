@@ -97,9 +97,9 @@ def trained_micro(micro_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def two_pairs(tmp_path_factory, trained_micro, micro_data):
-    """A real server with two language pairs: the shipped es-en and the micro model as 'xx-en'
-    (tests/test_pairs.py, tests/test_web.py): (http base, ws url)."""
+def served_pairs(tmp_path_factory, trained_micro, micro_data):
+    """A real server with every shipped language pair (es-en first, then assets/pairs/*) and the
+    micro model as 'xx-en' (tests/test_pairs.py, tests/test_web.py): (http base, ws url)."""
     from test_server import start_server
 
     p, base, url, _ = start_server(tmp_path_factory.mktemp("pairs") / "serve.log", "--add-pair", "xx-en", trained_micro,

@@ -9,7 +9,7 @@ import websockets
 from conftest import cli
 from echostream_fairseq import assets, features
 from echostream_fairseq.cli.client import stream
-from test_server import get
+from test_server import _pcm, get
 
 pytestmark = pytest.mark.slow
 
@@ -19,17 +19,17 @@ def _source(micro_data):
     return features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
 
 
-def test_config_lists_the_pairs(two_pairs):
-    base, _ = two_pairs
+def test_config_lists_the_pairs(served_pairs):
+    base, _ = served_pairs
     cfg = get(base + "/config")
-    assert list(cfg["pairs"]) == ["es-en", "xx-en"] and cfg["default_pair"] == "es-en"
+    assert list(cfg["pairs"]) == [*assets.shipped_pairs(assets.REPO_ASSETS), "xx-en"] and cfg["default_pair"] == "es-en"
     assert cfg["pairs"]["es-en"]["source_language"] == "Spanish" and cfg["pairs"]["es-en"]["policy"]["punct_delay"] == 2
     assert cfg["pairs"]["xx-en"]["policy"]["punct_delay"] is None  # no punctuation model for that one
     assert get(base + "/examples?pair=es-en")["pair"] == "es-en"
 
 
-def test_two_clients_on_two_pairs_each_get_their_own_result(two_pairs, micro_data):
-    base, url = two_pairs
+def test_two_clients_on_served_pairs_each_get_their_own_result(served_pairs, micro_data):
+    base, url = served_pairs
     es = features.read_audio(assets.read_examples(assets.REPO_ASSETS)[0]["src_audio"])
     xx = _source(micro_data)
     alone_es = asyncio.run(stream(url, es, 16000, 320))[2]
@@ -45,8 +45,8 @@ def test_two_clients_on_two_pairs_each_get_their_own_result(two_pairs, micro_dat
     assert (done_xx["translation"], done_xx["transcript"]) == (alone_xx["translation"], alone_xx["transcript"])
 
 
-def test_an_unknown_pair_is_a_bad_start(two_pairs):
-    _, url = two_pairs
+def test_an_unknown_pair_is_a_bad_start(served_pairs):
+    _, url = served_pairs
 
     async def go():
         async with websockets.connect(url) as ws:
@@ -57,7 +57,8 @@ def test_an_unknown_pair_is_a_bad_start(two_pairs):
             return msg, ws.close_code
 
     msg, code = asyncio.run(go())
-    assert msg["code"] == "bad_start" and "fr-en" in msg["message"] and "es-en, xx-en" in msg["message"] and code == 1008
+    served = ", ".join([*assets.shipped_pairs(assets.REPO_ASSETS), "xx-en"])
+    assert msg["code"] == "bad_start" and "fr-en" in msg["message"] and served in msg["message"] and code == 1008
 
 
 def test_serve_and_translate_refuse_a_pair_that_is_not_shipped(tmp_path):
@@ -68,3 +69,30 @@ def test_serve_and_translate_refuse_a_pair_that_is_not_shipped(tmp_path):
     r = subprocess.run([cli("echostream-translate"), assets.read_examples(assets.REPO_ASSETS)[0]["src_audio"], tmp_path / "o.wav",
                         "--pair", "fr-en"], capture_output=True, text=True)
     assert r.returncode == 2 and "--pair fr-en: not shipped here; pairs: es-en" in r.stderr
+
+
+FURTHER = [p for p in assets.shipped_pairs(assets.REPO_ASSETS) if p != "es-en"]
+
+
+@pytest.mark.parametrize("pair", FURTHER)
+def test_a_shipped_further_pair_translates_its_examples_through_the_server_as_the_engine_does(served_pairs, pair):
+    """A further shipped pair (ko-en): its bundled examples streamed to the real server with
+    that pair named give exactly what the engine gives on the pair's model alone (text, its
+    source transcript, and speech through the shared vocoder), and the texts are English."""
+    import numpy as np
+
+    from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
+    from echostream_fairseq.streaming.replay import replay
+
+    base, url = served_pairs
+    root = assets.shipped_pairs(assets.REPO_ASSETS)[pair]
+    res = load_resources(root / "model" / "checkpoint.pt", root / "model")
+    policy = PolicyConfig(**get(base + "/config")["pairs"][pair]["policy"])
+    for ex in assets.read_examples(root)[:2]:
+        wav = features.read_audio(ex["src_audio"])
+        _, pcm, done = asyncio.run(stream(url, wav, 16000, 320, pair=pair))
+        ref = replay(res, wav, 320, policy)
+        assert (done["translation"], done["transcript"]) == (ref.translation, ref.transcript), ex["id"]
+        got = _pcm(bytes(pcm))
+        assert len(got) == len(ref.pcm) > 0 and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3, ex["id"]
+        assert ref.translation.isascii() and len(ref.translation.split()) >= 2, ref.translation

@@ -15,7 +15,12 @@ from echostream_fairseq.streaming.engine import load_resources
 from echostream_fairseq.streaming.replay import replay
 
 ROOT = assets.REPO_ASSETS
+PAIRS = assets.shipped_pairs(ROOT)  # es-en (ROOT itself), then assets/pairs/*
 FLOOR = 20.0  # mean sentence BLEU on the bundled examples
+KEYS = ("offline_bleu", "asr_ctc_wer", "offline_asr_bleu", "stream320_bleu", "stream320_asr_bleu",
+        "stream320_al_ms", "stream320_al_ca_ms", "resynth_wer", "original_wer", "offline_repeats_per_100w",
+        "stream320_repeats_per_100w", "unseen_offline_bleu", "unseen_offline_asr_bleu", "offline_uer", "stream320_uer",
+        "offline_over_length_bound", "unseen_offline_over_length_bound", "stream320_over_length_bound")
 
 
 def test_shipped_checksums_match_and_size_is_bounded():
@@ -24,11 +29,13 @@ def test_shipped_checksums_match_and_size_is_bounded():
     on_disk = {p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*") if p.is_file()} - {assets.MANIFEST, assets.RESULTS}
     assert listed == on_disk
     assert assets.total_size(ROOT) <= 25 * 2**20
-    for k in ("offline_bleu", "asr_ctc_wer", "offline_asr_bleu", "stream320_bleu", "stream320_asr_bleu",
-              "stream320_al_ms", "stream320_al_ca_ms", "resynth_wer", "original_wer", "offline_repeats_per_100w",
-              "stream320_repeats_per_100w", "unseen_offline_bleu", "unseen_offline_asr_bleu", "offline_uer", "stream320_uer",
-              "offline_over_length_bound", "unseen_offline_over_length_bound", "stream320_over_length_bound"):
-        assert k in json.loads((ROOT / assets.RESULTS).read_text())["results"], k
+    results = json.loads((ROOT / assets.RESULTS).read_text())
+    # every shipped pair measured by the recipe: the default pair's figures, then each further pair's
+    per_pair = {"es-en": results["results"], **{k: v["results"] for k, v in results.get("pairs", {}).items()}}
+    assert set(per_pair) == set(PAIRS)
+    for pair, figures in per_pair.items():
+        for k in KEYS:
+            assert k in figures, (pair, k)
 
 
 def test_a_damaged_asset_is_reported(tmp_path):
@@ -55,10 +62,12 @@ def _mean_sentence_bleu(res, examples):
     return float(np.mean(scores))
 
 
-def test_shipped_model_translates_the_examples_above_a_random_floor():
-    examples = assets.read_examples(ROOT)
+@pytest.mark.parametrize("pair", list(PAIRS))
+def test_shipped_model_translates_the_examples_above_a_random_floor(pair):
+    root = PAIRS[pair]
+    examples = assets.read_examples(root)
     assert len(examples) >= 3
-    res = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", vocoder=False)
+    res = load_resources(root / "model" / "checkpoint.pt", root / "model", vocoder=False)
     shipped = _mean_sentence_bleu(res, examples)
     torch.manual_seed(0)
     with torch.no_grad():
@@ -83,7 +92,7 @@ def test_raising_the_lag_never_lowers_al_on_the_examples():
 def test_make_demo_streams_the_examples(tmp_path):
     out = tmp_path / "demo"
     p = run(["make", "-s", "-C", REPO, "demo", f"DEMO_OUT={out}"])
-    examples = assets.read_examples(ROOT)
+    examples = [ex for root in PAIRS.values() for ex in assets.read_examples(root)]  # every shipped pair's
     for ex in examples:
         assert f"== {ex['id']}" in p.stdout
         wav, sr = sf.read(out / f"{ex['id']}.wav", dtype="float32")
@@ -167,7 +176,7 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
     assert p.returncode == 2 and "more than --max-mb 25" in p.stderr and not (copy / "pairs" / "xx-en").exists()
     p = subprocess.run([*export, "--max-mb", "40"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert assets.verify(copy) == [] and list(assets.shipped_pairs(copy)) == ["es-en", "xx-en"]
+    assert assets.verify(copy) == [] and list(assets.shipped_pairs(copy)) == list(PAIRS) + ["xx-en"]
     assert not (copy / "pairs" / "xx-en" / "model" / "vocoder").exists()  # the vocoder is shared
     outs = {}
     for pair in ("es-en", "xx-en"):

@@ -112,10 +112,10 @@ def test_example_audio_is_served_and_nothing_else(server):  # noqa: F811
         assert e.value.code == 404
 
 
-def test_the_pair_selector_switches_examples_and_labels(two_pairs, browser):  # noqa: F811
-    """With two pairs served, the page lists both; choosing one shows its examples and labels,
+def test_the_pair_selector_switches_examples_and_labels(served_pairs, browser):  # noqa: F811
+    """With several pairs served, the page lists them; choosing one shows its examples and labels,
     and a recording goes to the chosen pair."""
-    base, _ = two_pairs
+    base, _ = served_pairs
     drv, wav = browser
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -123,8 +123,17 @@ def test_the_pair_selector_switches_examples_and_labels(two_pairs, browser):  # 
     drv.get(base + "/")
     _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li"))
     pair = Select(drv.find_element(By.ID, "pair"))
-    assert [o.get_attribute("value") for o in pair.options] == ["es-en", "xx-en"]
+    shipped = list(assets.shipped_pairs(assets.REPO_ASSETS))
+    assert [o.get_attribute("value") for o in pair.options] == [*shipped, "xx-en"]
     assert drv.find_element(By.ID, "record").text == "● Grabar"
+    if "ko-en" in shipped:  # the seed system's pair: Korean labels and its own examples
+        es_first = drv.find_element(By.CSS_SELECTOR, "#examples li").text
+        pair.select_by_value("ko-en")
+        _wait(lambda: drv.find_element(By.ID, "record").text == "● 녹음 시작")
+        _wait(lambda: drv.find_elements(By.CSS_SELECTOR, "#examples li")
+              and drv.find_element(By.CSS_SELECTOR, "#examples li").text != es_first)
+        ko = assets.read_examples(assets.shipped_pairs(assets.REPO_ASSETS)["ko-en"])
+        assert any(ex["src_text"] in drv.find_element(By.ID, "examples").text for ex in ko)
     pair.select_by_value("xx-en")
     _wait(lambda: drv.find_element(By.ID, "record").text == "● Record")  # the micro pair names no language
     assert not drv.find_element(By.ID, "examples-box").is_displayed()

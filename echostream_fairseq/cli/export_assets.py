@@ -36,8 +36,9 @@ def main(argv=None):
                    help="export a further language pair into DIR/pairs/<pair>/, sharing DIR's vocoder (no --vocoder, --kmeans)")
     p.add_argument("--max-mb", type=float, default=25.0)
     p.add_argument("--model-fp16", action="store_true",
-                   help="store the model's weights in fp16 (half the size; on the toy mini model it changed 162 of 200 "
-                        "greedy test translations and cost 5 BLEU, so fp32 is the default). The vocoder is always fp16.")
+                   help="store the model's weights in fp16 (half the size; they are computed in fp32 once loaded). The "
+                        "recipe ships fp16: on the trained toy es-en model it changed none of the 200 greedy test "
+                        "translations (an early, barely trained one changed 162). The vocoder is always fp16.")
     args = p.parse_args(argv)
 
     from .. import assets

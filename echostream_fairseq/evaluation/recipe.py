@@ -280,9 +280,11 @@ def _predictions(path: Path, refs: List[str]) -> List[str]:
 
 
 def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json: Path, command: str,
-           data_dir: Path = None) -> dict:
+           data_dir: Path = None, pair: str = None) -> dict:
     """Merge offline.json, resynth.json and s2tt_<seg>/ + s2st_<seg>/ SimulEval runs; with
-    ``data_dir`` (the model's data folder) the streamed texts are checked against the length bound."""
+    ``data_dir`` (the model's data folder) the streamed texts are checked against the length bound.
+    The figures of a further language pair (``pair``) go under ``pairs`` -> pair in ``out_json``,
+    beside the default pair's; the default pair's report keeps the ``pairs`` already there."""
     rows_in = _list_rows(corpus_list)
     refs = [r["tgt_text"] for r in rows_in]
     results: Dict[str, float] = {}
@@ -324,7 +326,15 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
             results["stream320_al_ms"] = row.get("al", row.get("text_al", float("nan")))
             results["stream320_al_ca_ms"] = row.get("al_ca", row.get("text_al_ca", float("nan")))
     out = {"results": {k: round(float(v), 2) for k, v in results.items()}, "streaming": rows, "command": command}
-    out_json.write_text(json.dumps(out, indent=2, allow_nan=True) + "\n")
+    try:
+        before = json.loads(out_json.read_text()) if out_json.is_file() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{out_json}: not JSON ({e}); move it away to write a new report") from None
+    if pair:
+        written = {**before, "pairs": {**before.get("pairs", {}), pair: out}}
+    else:
+        written = {**out, **({"pairs": before["pairs"]} if "pairs" in before else {})}
+    out_json.write_text(json.dumps(written, indent=2, allow_nan=True) + "\n")
     (eval_dir / "results.md").write_text(markdown(out))
     plot(rows, eval_dir / "latency_quality.png")
     return out
@@ -417,6 +427,8 @@ def main(argv=None):
     g.add_argument("--out", type=Path, required=True, help="results.json to write")
     g.add_argument("--command", required=True, help="the command that produced the figures (recorded)")
     g.add_argument("--data-dir", type=Path, help="the model's data folder: also check the streamed texts against the length bound")
+    g.add_argument("--pair", help="a further language pair (e.g. ko-en): its figures go under pairs -> PAIR in --out, "
+                   "beside the default pair's")
     args = p.parse_args(argv)
     try:
         if args.cmd == "offline":
@@ -441,7 +453,7 @@ def main(argv=None):
                 hyp = dict(list(hyp.items())[: args.limit])
             res = unit_error_rate(hyp, ref)
         else:
-            report(args.eval_dir, args.list, args.segments, args.out, args.command, data_dir=args.data_dir)
+            report(args.eval_dir, args.list, args.segments, args.out, args.command, data_dir=args.data_dir, pair=args.pair)
             print((args.eval_dir / "results.md").read_text())
             print(f"{args.out}; plot {args.eval_dir / 'latency_quality.png'}")
             return 0

@@ -8,9 +8,11 @@
 # Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
 #   VOC_ADAPT_STEPS VOC_ADAPT_LR SEGMENTS SPEECH_SEGMENTS
 # PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
-#   target sentencepiece model, vocoder: stage 2 is es-en's), and its model and punctuation model
-#   go to runs/toy_mini_ko-en and runs/punct_ko-en. Stages 4-8 (export, evaluation) ship es-en only
-#   so far.
+#   target sentencepiece model, vocoder: stage 2 is es-en's, and es-en ships first), its model and
+#   punctuation model go to runs/toy_mini_ko-en and runs/punct_ko-en, stage 4 exports it into
+#   assets/pairs/ko-en/ and stage 8 writes its figures under "pairs" -> "ko-en" in results.json.
+# Models ship with fp16 weights (both pairs fit the 25 MB bound; on the es-en test set the
+#   rounding changed none of the 200 greedy translations).
 # INIT_FROM=CKPT: stage 3 starts from that checkpoint wherever names and shapes match (fairseq-train
 #   --init-from; e.g. a model trained on other units) and trains MAX_UPDATE updates with silence
 #   augmentation in one phase.
@@ -83,10 +85,6 @@ LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/lon
 if stage 1; then
   say "1/8 data"; examples/toy_es_en/prepare_data.sh "$DATA_ROOT"
 fi
-if [ "$PAIR" != es-en ] && { stage 2 || stage 4 || stage 5 || stage 6 || stage 7 || stage 8; }; then
-  [ "$FIRST" -le 3 ] && [ "$LAST" -ge 3 ] || { echo "PAIR=$PAIR: this recipe runs stages 1 and 3 for it so far (the vocoder is es-en's)" >&2; exit 1; }
-  LAST=3; [ "$FIRST" -le 1 ] || FIRST=3
-fi
 if stage 2 && [ "$PAIR" = es-en ]; then
   say "2/8 vocoder: $VOC_STEPS steps -> $VOC (log $VOC/train.log)"
   mkdir -p "$VOC"; logged "$VOC/train.log" "${VOC_CMD[@]}"
@@ -122,16 +120,23 @@ if [ "$VOC_ADAPT_STEPS" -gt 0 ]; then
   GEN=$VOCA/g_$(printf %08d "$VOC_ADAPT_STEPS")
   ADAPT_BY=(--built-by "${MODEL_UNITS_CMD[*]#$PWD/} --split train|dev --lists $C/{train,dev}.tsv" --built-by "${VOCA_CMD[*]#$PWD/}")
 fi
-if stage 4; then
+TRAINED_BY=(--built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${TRAIN1[*]#$PWD/}" ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"}
+  --built-by "${PUNCT_CMD[*]#$PWD/}")
+if stage 4 && [ "$PAIR" != es-en ]; then
+  say "4/8 export -> $ASSETS/pairs/$PAIR (model $CKPT/checkpoint_last.pt, punctuation $PUNCT; es-en's vocoder)"
+  "$BIN/echostream-export-assets" --pair-of "$ASSETS" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --punct "$PUNCT" \
+    --model-fp16 --examples-list "$C/test.tsv" --num-examples 5 "${TRAINED_BY[@]}"
+elif stage 4; then
   say "4/8 export -> $ASSETS (model $CKPT/checkpoint_last.pt, vocoder $GEN, punctuation $PUNCT, long-form test streams)"
   [ -f "$GEN" ] || { echo "no vocoder checkpoint $GEN: run stage 2 (VOC_STEPS=$VOC_STEPS) and stage 3 (VOC_ADAPT_STEPS=$VOC_ADAPT_STEPS)" >&2; exit 1; }
   rm -rf "$RUNS/longform"; for cmd in "${LONGFORM_CMDS[@]}"; do $cmd > /dev/null; done
   "$BIN/echostream-export-assets" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --vocoder "$GEN" --punct "$PUNCT" --longform "$RUNS/longform" \
-    --kmeans "$C/units/kmeans.npy" --examples-list "$C/test.tsv" --num-examples 5 --out "$ASSETS" \
-    --built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${VOC_CMD[*]#$PWD/}" --built-by "${TRAIN1[*]#$PWD/}" \
-    ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"} "${ADAPT_BY[@]}" --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
+    --kmeans "$C/units/kmeans.npy" --examples-list "$C/test.tsv" --num-examples 5 --out "$ASSETS" --model-fp16 \
+    "${TRAINED_BY[@]}" --built-by "${VOC_CMD[*]#$PWD/}" "${ADAPT_BY[@]}" --built-by "${LONGFORM_CMDS[0]#$PWD/}" --built-by "${LONGFORM_CMDS[1]#$PWD/}"
 fi
-M=$(realpath -m "$ASSETS/model")
+# the pair's shipped model folder, and the vocoder all pairs share
+if [ "$PAIR" = es-en ]; then M=$(realpath -m "$ASSETS/model"); else M=$(realpath -m "$ASSETS/pairs/$PAIR/model"); fi
+VD=$(realpath -m "$ASSETS/model/vocoder")
 if stage 5; then
   say "5/8 offline: fairseq-generate (greedy) with the shipped model on the test set"
   # the data folder's manifests with the shipped model's config (it names the vocoder)
@@ -151,14 +156,14 @@ if stage 5; then
 fi
 if stage 6; then
   say "6/8 vocoder resynthesis of ground-truth test units vs the original target speech"
-  VG=$(ls "$M"/vocoder/g_* | tail -1)
-  "$BIN/echostream-score" resynth --vocoder "$VG" --vocoder-config "$M/vocoder/config.json" --list "$C/test.tsv" \
+  VG=$(ls "$VD"/g_* | tail -1)
+  "$BIN/echostream-score" resynth --vocoder "$VG" --vocoder-config "$VD/config.json" --list "$C/test.tsv" \
     --units "$C/units/reduced.tsv" --wav-dir "$EVAL/resynth" --out "$EVAL/resynth.json"
 fi
 if stage 7; then
   # a resumed stage 7 keeps the runs that finished, but only for the same shipped model, vocoder,
   # data config and code: anything else is measured again
-  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$M"/vocoder/*; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
+  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$VD"/*; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
   if [ "$(cat "$EVAL/measured_with" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$EVAL"/s2tt_* "$EVAL"/s2st_* "$EVAL/uer_stream320.json"
   fi
@@ -183,6 +188,7 @@ fi
 if stage 8; then
   say "8/8 report"
   "$BIN/echostream-score" report --data-dir "$M" --eval-dir "$EVAL" --list "$C/test.tsv" --segments $SEGMENTS \
-    --out "$ASSETS/results.json" --command "examples/toy_es_en/run.sh (stages 5-8; SEGMENTS='$SEGMENTS')"
-  cp "$EVAL/results.md" "$EVAL/latency_quality.png" examples/toy_es_en/
+    --out "$ASSETS/results.json" --command "PAIR=$PAIR examples/toy_es_en/run.sh (stages 5-8; SEGMENTS='$SEGMENTS')" \
+    $([ "$PAIR" = es-en ] || echo "--pair $PAIR")
+  cp "$EVAL/results.md" "examples/toy_es_en/results$SUFFIX.md"; cp "$EVAL/latency_quality.png" "examples/toy_es_en/latency_quality$SUFFIX.png"
 fi
