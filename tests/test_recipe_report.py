@@ -46,3 +46,22 @@ def test_a_damaged_results_file_is_named_not_overwritten(tmp_path, corpus_list):
                         "--segments", "320", "--out", str(out), "--command", "ko run", "--pair", "ko-en"], capture_output=True, text=True)
     assert r.returncode != 0 and str(out) in r.stderr and "not JSON" in r.stderr
     assert out.read_text() == "{not json"
+
+
+def test_an_export_keeps_only_the_figures_it_leaves_valid(tmp_path):
+    from echostream_fairseq import assets
+
+    root = tmp_path / "assets"
+    root.mkdir()
+    assert assets.results_kept(root, "ko-en", default=False) is None  # no results.json yet
+    both = {"results": {"offline_bleu": 70.0}, "command": "es run", "pairs": {"ko-en": {"results": {"offline_bleu": 61.5}}}}
+    assets.write_json(root / assets.RESULTS, both)
+    # re-exporting the default pair: its own figures go, the further pairs' stay
+    assert assets.results_kept(root, None, default=True) == {"pairs": both["pairs"]}
+    # re-exporting ko-en: its entry goes, the default pair's figures stay
+    assert assets.results_kept(root, "ko-en", default=False) == {"results": {"offline_bleu": 70.0}, "command": "es run"}
+    assets.write_json(root / assets.RESULTS, {"results": {"offline_bleu": 70.0}})
+    assert assets.results_kept(root, None, default=True) is None
+    (root / assets.RESULTS).write_text("{oops")
+    with pytest.raises(ValueError, match="results.json: not JSON"):
+        assets.results_kept(root, "ko-en", default=False)

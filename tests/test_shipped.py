@@ -170,14 +170,21 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
         shutil.copyfile(ROOT / "examples" / r["src_audio"], lst.parent / r["src_audio"])
     write_tsv(lst, ["id", "src_audio", "src_text", "tgt_text"],
               [[r["id"].replace("es-en", "xx-en"), r["src_audio"], r["src_text"], r["tgt_text"]] for r in rows])
+    # figures of an earlier xx-en (replaced: dropped) and of another pair (kept) in results.json
+    res = json.loads((copy / assets.RESULTS).read_text())
+    assets.write_json(copy / assets.RESULTS, {**res, "pairs": {**res.get("pairs", {}), "xx-en": {"results": {"offline_bleu": 1.0}},
+                                                               "yy-en": {"results": {"offline_bleu": 2.0}}}})
     export = [cli("echostream-export-assets"), "--pair-of", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt",
               "--data-dir", ROOT / "model", "--punct", ROOT / "model" / "punct.pt", "--examples-list", lst, "--num-examples", "2"]
-    p = subprocess.run([*export, "--max-mb", "25"], capture_output=True, text=True)
-    assert p.returncode == 2 and "more than --max-mb 25" in p.stderr and not (copy / "pairs" / "xx-en").exists()
+    tight = f"{assets.total_size(copy) / 2**20 + 0.5:.1f}"  # less room than a model takes
+    p = subprocess.run([*export, "--max-mb", tight], capture_output=True, text=True)
+    assert p.returncode == 2 and f"more than --max-mb {tight}" in p.stderr and not (copy / "pairs" / "xx-en").exists()
     p = subprocess.run([*export, "--max-mb", "40"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert assets.verify(copy) == [] and list(assets.shipped_pairs(copy)) == list(PAIRS) + ["xx-en"]
     assert not (copy / "pairs" / "xx-en" / "model" / "vocoder").exists()  # the vocoder is shared
+    after = json.loads((copy / assets.RESULTS).read_text())
+    assert after["results"] == res["results"] and "xx-en" not in after["pairs"] and after["pairs"]["yy-en"]["results"] == {"offline_bleu": 2.0}
     outs = {}
     for pair in ("es-en", "xx-en"):
         r = subprocess.run([cli("echostream-translate"), ROOT / "examples" / rows[0]["src_audio"],

@@ -8,7 +8,9 @@ than --max-mb in all. ``--verify DIR`` only checks an existing folder against it
 ``--pair-of DIR`` exports a further language pair into DIR/pairs/<pair>/ (the pair named by the
 example ids, e.g. ko-en): its model, punctuation model and examples, sharing DIR's vocoder and
 unit quantiser; DIR's manifest is rewritten and --max-mb holds for DIR in all. Re-exporting DIR
-itself keeps the pairs it holds.
+itself keeps the pairs it holds. results.json keeps the figures the export leaves valid: a
+re-export of DIR drops the default pair's own and keeps those under ``pairs``; a pair's export
+drops that pair's entry (the recipe's stage 8 measures it again).
 """
 import argparse
 import shlex
@@ -59,6 +61,7 @@ def main(argv=None):
         p.error(f"{args.longform}: no sentences.tsv (make it with echostream-make-longform)")
     voc_cfg = args.vocoder_config or args.vocoder.parent / "config.json"
     picked = _pick_examples(args, p)
+    kept = _results_kept(args, p, args.out, None, default=True)
     tmp = args.out.with_name(f".{args.out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     assets.export_vocoder(args.vocoder, voc_cfg, tmp / "model" / "vocoder")
@@ -72,8 +75,10 @@ def main(argv=None):
     lines = ["# How these assets were built", "", *_build_lines(args, argv),
              "`examples/toy_es_en/run.sh` runs all of it, stage by stage; `echostream-export-assets --verify assets` checks the files.", ""]
     (tmp / "BUILD.md").write_text("\n".join(lines))
-    if (args.out / assets.PAIRS_DIR).is_dir():  # further pairs stay
+    if (args.out / assets.PAIRS_DIR).is_dir():  # further pairs stay, and their measured figures
         shutil.copytree(args.out / assets.PAIRS_DIR, tmp / assets.PAIRS_DIR)
+    if kept:
+        assets.write_json(tmp / assets.RESULTS, kept)
     assets.write_manifest(tmp)
     size = assets.total_size(tmp) / 2**20
     if size > args.max_mb:
@@ -84,6 +89,16 @@ def main(argv=None):
     tmp.rename(args.out)
     print(f"{args.out}: {size:.1f} MB, {len(picked)} examples; manifest {args.out / assets.MANIFEST}")
     return 0
+
+
+def _results_kept(args, p, root: Path, pair: str, default: bool):
+    """The figures in ``root``'s results.json that this export leaves valid (see assets.results_kept)."""
+    from .. import assets
+
+    try:
+        return assets.results_kept(root, pair, default)
+    except ValueError as e:
+        p.error(str(e))
 
 
 def _pick_examples(args, p):
@@ -155,6 +170,7 @@ def export_pair(args, p, argv) -> int:
     if not gens:
         p.error(f"{root}/model/vocoder holds no generator (g_*)")
     dest = root / assets.PAIRS_DIR / pair
+    kept = _results_kept(args, p, root, pair, default=False)
     tmp = dest.with_name(f".{pair}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     # the shared vocoder, relative to this pair's model folder (assets/pairs/<pair>/model)
@@ -171,6 +187,10 @@ def export_pair(args, p, argv) -> int:
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
+    if kept:
+        assets.write_json(root / assets.RESULTS, kept)
+    else:
+        (root / assets.RESULTS).unlink(missing_ok=True)
     assets.write_manifest(root)
     print(f"{dest}: pair {pair}; {root}: {size:.1f} MB in all; manifest {root / assets.MANIFEST}")
     return 0
