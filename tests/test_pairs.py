@@ -75,9 +75,9 @@ FURTHER = [p for p in assets.shipped_pairs(assets.REPO_ASSETS) if p != "es-en"]
 
 
 @pytest.mark.parametrize("pair", FURTHER)
-def test_a_shipped_further_pair_translates_its_examples_through_the_server_as_the_engine_does(served_pairs, pair):
-    """A further shipped pair (ko-en): its bundled examples streamed to the real server with
-    that pair named give exactly what the engine gives on the pair's model alone (text, its
+def test_a_shipped_further_pair_translates_through_the_server_as_the_engine_does(served_pairs, pair):
+    """A further shipped pair (ko-en): its first bundled example streamed to the real server with
+    that pair named gives exactly what the engine gives on the pair's model alone (text, its
     source transcript, and speech through the shared vocoder), and the texts are English."""
     import numpy as np
 
@@ -88,11 +88,11 @@ def test_a_shipped_further_pair_translates_its_examples_through_the_server_as_th
     root = assets.shipped_pairs(assets.REPO_ASSETS)[pair]
     res = load_resources(root / "model" / "checkpoint.pt", root / "model")
     policy = PolicyConfig(**get(base + "/config")["pairs"][pair]["policy"])
-    for ex in assets.read_examples(root)[:2]:
-        wav = features.read_audio(ex["src_audio"])
-        _, pcm, done = asyncio.run(stream(url, wav, 16000, 320, pair=pair))
-        ref = replay(res, wav, 320, policy)
-        assert (done["translation"], done["transcript"]) == (ref.translation, ref.transcript), ex["id"]
-        got = _pcm(bytes(pcm))
-        assert len(got) == len(ref.pcm) > 0 and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3, ex["id"]
-        assert ref.translation.isascii() and len(ref.translation.split()) >= 2, ref.translation
+    ex = assets.read_examples(root)[0]
+    wav = features.read_audio(ex["src_audio"])
+    _, pcm, done = asyncio.run(stream(url, wav, 16000, 320, pair=pair))
+    ref = replay(res, wav, 320, policy)
+    assert (done["translation"], done["transcript"]) == (ref.translation, ref.transcript), ex["id"]
+    got = _pcm(bytes(pcm))
+    assert len(got) == len(ref.pcm) > 0 and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3, ex["id"]
+    assert ref.translation.isascii() and len(ref.translation.split()) >= 2, ref.translation
