@@ -86,7 +86,7 @@ def test_a_shipped_further_pair_translates_through_the_server_as_the_engine_does
 
     base, url = served_pairs
     root = assets.shipped_pairs(assets.REPO_ASSETS)[pair]
-    res = load_resources(root / "model" / "checkpoint.pt", root / "model")
+    res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=root / "model" / "punct.pt")
     policy = PolicyConfig(**get(base + "/config")["pairs"][pair]["policy"])
     ex = assets.read_examples(root)[0]
     wav = features.read_audio(ex["src_audio"])
