@@ -161,17 +161,21 @@ def total_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def read_results(path: Path) -> dict:
+    """A results.json ({} when there is none); one that is not JSON is an error naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e}); move it away first") from None
+
+
 def results_kept(root: Path, pair: Optional[str], default: bool) -> Optional[dict]:
     """``root``'s results.json less the figures of what an export replaces: the default pair's own
     (``default``, a re-export of ``root``) and any entry of ``pair`` under ``pairs``. None when
     nothing is left."""
-    path = root / RESULTS
-    if not path.is_file():
-        return None
-    try:
-        res = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not JSON ({e}); move it away to export") from None
+    res = read_results(root / RESULTS)
     pairs = {k: v for k, v in res.get("pairs", {}).items() if k != pair}
     res = {k: v for k, v in res.items() if k != "pairs" and not default}
     if pairs:

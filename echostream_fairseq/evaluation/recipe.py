@@ -326,10 +326,9 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
             results["stream320_al_ms"] = row.get("al", row.get("text_al", float("nan")))
             results["stream320_al_ca_ms"] = row.get("al_ca", row.get("text_al_ca", float("nan")))
     out = {"results": {k: round(float(v), 2) for k, v in results.items()}, "streaming": rows, "command": command}
-    try:
-        before = json.loads(out_json.read_text()) if out_json.is_file() else {}
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{out_json}: not JSON ({e}); move it away to write a new report") from None
+    from ..assets import read_results
+
+    before = read_results(out_json)
     if pair:
         written = {**before, "pairs": {**before.get("pairs", {}), pair: out}}
     else:
