@@ -129,7 +129,7 @@ def probe(args, wav, mode: str, n: int, port: int, model_args=()):
 
 
 def most_streams(args, wav, mode: str, port: int, model: str = "mini", model_args=()) -> int:
-    """The largest n sustained in ``mode``: doubling, then bisection; one table row per probe."""
+    """The largest n sustained in ``mode``: doubling from --start-streams, then bisection; one table row per probe."""
     tried = {}
 
     def ok(n):
@@ -139,7 +139,7 @@ def most_streams(args, wav, mode: str, port: int, model: str = "mini", model_arg
             tried[n] = good
         return tried[n]
 
-    lo, hi = 0, 1
+    lo, hi = 0, max(1, min(args.start_streams, args.max_streams))
     while hi <= args.max_streams and ok(hi):
         lo, hi = hi, 2 * hi
     hi = min(hi, args.max_streams + 1)
@@ -153,6 +153,9 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--assets", type=Path, default=assets.REPO_ASSETS)
     p.add_argument("--max-streams", type=int, default=64)
+    p.add_argument("--start-streams", type=int, default=1,
+                   help="the first stream count tried (doubling from there; a failure bisects below it). "
+                        "Fewer probes on a machine that sustains many streams (default 1)")
     p.add_argument("--seconds", type=float, default=12.0, help="speech per client")
     p.add_argument("--segment-ms", type=int, default=320)
     p.add_argument("--threads", type=int, default=1, help="torch threads per batch of the batched server (default 1; per session: 1 per session)")

@@ -46,16 +46,18 @@ def time_steps(channels: int, gan: bool, bf16: bool, threads: int, batch: int, s
         return 1000 * (time.perf_counter() - t0) / steps
 
 
-def time_forward(channels: int, threads: int, batch: int, segment: int) -> float:
+def time_forward(channels: int, threads: int, batch: int, segment: int, device: str) -> float:
     from fairseq.models.text_to_speech.codehifigan import CodeGenerator
 
     torch.set_num_threads(threads)
-    gen = CodeGenerator(vt.vocoder_config(100, channels=channels))
-    codes = torch.randint(0, 100, (batch, segment))
+    gen = CodeGenerator(vt.vocoder_config(100, channels=channels)).to(device)
+    codes = torch.randint(0, 100, (batch, segment), device=device)
     gen(code=codes).sum().backward()  # warm-up
     t0 = time.perf_counter()
     for _ in range(3):
         gen(code=codes).sum().backward()
+    if device == "cuda":
+        torch.cuda.synchronize()
     return 1000 * (time.perf_counter() - t0) / 3
 
 
@@ -76,7 +78,7 @@ def main():
     ref = {}
     for threads in args.threads:
         for ch in args.channels:
-            fw = time_forward(ch, threads, args.batch_size, args.segment_frames)
+            fw = time_forward(ch, threads, args.batch_size, args.segment_frames, args.device)
             print(f"| {ch} | {threads} | generator fwd+bwd only | no | {fw:.0f} | {audio_s / fw * 1000:.1f} |")
             for gan in (True, False):
                 for bf16 in (False, True):
