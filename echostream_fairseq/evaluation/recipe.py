@@ -326,14 +326,14 @@ def report(eval_dir: Path, corpus_list: Path, segments: Sequence[int], out_json:
             results["stream320_al_ms"] = row.get("al", row.get("text_al", float("nan")))
             results["stream320_al_ca_ms"] = row.get("al_ca", row.get("text_al_ca", float("nan")))
     out = {"results": {k: round(float(v), 2) for k, v in results.items()}, "streaming": rows, "command": command}
-    from ..assets import read_results
+    from ..assets import read_results, write_json
 
     before = read_results(out_json)
     if pair:
         written = {**before, "pairs": {**before.get("pairs", {}), pair: out}}
     else:
         written = {**out, **({"pairs": before["pairs"]} if "pairs" in before else {})}
-    out_json.write_text(json.dumps(written, indent=2, allow_nan=True) + "\n")
+    write_json(out_json, written)
     (eval_dir / "results.md").write_text(markdown(out))
     plot(rows, eval_dir / "latency_quality.png")
     return out
