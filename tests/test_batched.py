@@ -183,3 +183,17 @@ def test_a_missing_device_is_a_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", device="cuda")
+
+
+def test_cuda_math_is_full_fp32():
+    """The engine on CUDA turns TF32 off (cuDNN convolutions use it by default), so a session
+    gives there what it gives on the CPU."""
+    from echostream_fairseq.streaming.resources import use_exact_fp32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        use_exact_fp32()
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

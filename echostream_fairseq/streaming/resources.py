@@ -43,6 +43,14 @@ def check_device(device) -> torch.device:
     return dev
 
 
+def use_exact_fp32() -> None:
+    """Full fp32 matmuls and convolutions on CUDA (for the whole process). cuDNN convolutions
+    default to TF32, which keeps 10 mantissa bits: enough to move a greedy choice of the model or
+    the vocoder's samples away from what the same session gives on the CPU."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
 def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multitask_yaml="config_mtl.yaml", vocoder=True,
                    vocoder_checkpoint=None, vocoder_config=None, punct_model=None, device="cpu") -> Resources:
     """Load a checkpoint written by fairseq-train with the data folder's config, CMVN and
@@ -50,6 +58,8 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
     echostream-train-punct on the model's source dictionary. The model and the vocoder go to
     ``device`` (cpu or cuda)."""
     device = check_device(device)
+    if device.type == "cuda":
+        use_exact_fp32()
     from fairseq import checkpoint_utils
 
     import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
