@@ -59,6 +59,11 @@ from .mt_decoder import IncrementalMTDecoder, step_batch
 from .resources import Resources, check_device, load_resources  # noqa: F401  (the engine's API)
 from .vocoder_sync import VocoderStream, push_many
 
+# the profiler labels of a step's model stages, in the order they run
+STAGES = FRONT_END, ENCODER, PUNCTUATION, MT_DECODER, EMISSION, VOCODER = (
+    "echostream.front_end", "echostream.encoder", "echostream.punctuation", "echostream.mt_decoder", "echostream.emission",
+    "echostream.vocoder")
+stage = torch.profiler.record_function
 
 
 def _load_malloc_trim():
@@ -416,15 +421,18 @@ def _advance_group(sessions: List[StreamingSession], outs: List[StepOutput]) -> 
     pairs = [(s, o) for s, o in zip(sessions, outs) if s.translate]
     for s, _ in pairs:
         s._update_allowance()
-    _decode([s for s, _ in pairs])
-    more = _emit([s for s, _ in pairs])
+    with stage(MT_DECODER):
+        _decode([s for s, _ in pairs])
+    with stage(EMISSION):
+        more = _emit([s for s, _ in pairs])
     for (s, o), mo in zip(pairs, more):
         o.words += mo.words
         o.units += mo.units
     speech = [(s, o, mo) for (s, o), mo in zip(pairs, more) if s.vocoder is not None]
     if speech:
-        pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
-                        [s.finished or s._closing or s.policy.vocoder_flush for s, _, _ in speech])
+        with stage(VOCODER):
+            pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
+                            [s.finished or s._closing or s.policy.vocoder_flush for s, _, _ in speech])
         for (s, o, _), p in zip(speech, pcm):
             o.pcm = np.concatenate([o.pcm, p])
     return outs
@@ -436,7 +444,8 @@ def _advance_many(sessions: Sequence[StreamingSession], outs: Sequence[StepOutpu
 
 
 def _respond(sessions: Sequence[StreamingSession], asr_before: Sequence[int]) -> List[StepOutput]:
-    heard = [s._heard(s.asr[n:]) for s, n in zip(sessions, asr_before)]
+    with stage(PUNCTUATION):
+        heard = [s._heard(s.asr[n:]) for s, n in zip(sessions, asr_before)]
     outs = [out for out, _ in heard]
     _advance_many(sessions, outs)
     for s, (out, decided) in zip(sessions, heard):
@@ -455,8 +464,9 @@ def _encode(sessions: Sequence[StreamingSession], run: Callable) -> None:
     """``run(encoder, group)`` gives each session's new encoder frames, per shared model; they go
     to the CTC heads and the MT decoders."""
     def encode(group):
-        news = run(group[0].m.encoder, group)
-        _accept_frames(group, news)
+        with stage(ENCODER):
+            news = run(group[0].m.encoder, group)
+            _accept_frames(group, news)
         return news
 
     _by_resources(sessions, encode)
@@ -469,7 +479,8 @@ def step_many(items: Sequence[Tuple[StreamingSession, np.ndarray]]) -> List[Step
     (PCM up to float rounding)."""
     sessions = [s for s, _ in items]
     _check(sessions, "step() after finish()")
-    feats = {id(s): s._ingest(x) for s, x in items}
+    with stage(FRONT_END):
+        feats = {id(s): s._ingest(x) for s, x in items}
     asr_before = [len(s.asr) for s in sessions]
     _encode(sessions, lambda enc, group: enc.streaming_step_many([feats[id(s)] for s in group], [s.enc_state for s in group]))
     return _respond(sessions, asr_before)
