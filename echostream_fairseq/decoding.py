@@ -73,6 +73,13 @@ def unsupported_repeats(prefix: Sequence[int], word_start: Sequence[bool], ctc_t
     return [] if any(a == b == word for a, b in zip(ctc_tokens, ctc_tokens[1:])) else [word]
 
 
+def heard_nothing(*transcripts: str) -> bool:
+    """No word in any of these CTC transcripts of a sentence (ASR-CTC, ST-CTC): silence, noise or
+    stray punctuation. Such a sentence has nothing to translate, offline or streaming; the MT
+    decoder would otherwise say something it never heard."""
+    return not any(c.isalnum() for t in transcripts for c in t)
+
+
 def token_map(src_dict, dst_dict) -> Optional[List[int]]:
     """``src_dict`` index -> ``dst_dict`` index by symbol; None when the two are the same."""
     if src_dict is None or src_dict.symbols == dst_dict.symbols:

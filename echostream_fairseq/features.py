@@ -27,6 +27,24 @@ class AudioError(ValueError):
     """Raised for audio that cannot be used; the message names the file."""
 
 
+# Float audio is full scale at +-1. Samples this far beyond it are not louder speech but another
+# scale (int16 values sent as float, a gain gone wrong); far enough beyond it, the fbank's power
+# overflows float32 and every later stage reads NaN.
+MAX_ABS_SAMPLE = 8.0
+
+
+def check_samples(x: np.ndarray, where: str) -> np.ndarray:
+    """``x`` (float samples) if every sample is finite and within +-MAX_ABS_SAMPLE; otherwise an
+    AudioError that names ``where`` and the first bad sample."""
+    bad = ~np.isfinite(x) | (np.abs(x) > MAX_ABS_SAMPLE)
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "is not finite" if not np.isfinite(x[i]) else f"is outside +-{MAX_ABS_SAMPLE:g} (float audio is full scale at +-1; " \
+                                                             "int16 values sent as float?)"
+        raise AudioError(f"{where}: sample {i} ({float(x[i]):g}) {what}")
+    return x
+
+
 def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE) -> np.ndarray:
     """Read a mono waveform as float32 in [-1, 1].
 
@@ -45,7 +63,7 @@ def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE)
     wav = wav.mean(axis=1)
     if expected_sr is not None and sr != expected_sr:
         raise AudioError(f"{path}: sample rate {sr} Hz, expected {expected_sr} Hz")
-    return wav
+    return check_samples(wav, str(path))
 
 
 def resample(wav: np.ndarray, orig_sr: int, new_sr: int = SAMPLE_RATE) -> np.ndarray:

@@ -9,7 +9,7 @@ from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel
 from fairseq.sequence_generator import SequenceGenerator
 
 from . import features
-from .decoding import OutputBounds, ctc_collapse, detok, token_map, unit_ids
+from .decoding import OutputBounds, ctc_collapse, detok, heard_nothing, token_map, unit_ids
 from .models.echostream import ctc_blank
 
 
@@ -81,20 +81,23 @@ class EchoStreamGenerator:
         # one state per target subword: decoder state at the position whose input is that token
         eos = model.mt_dict.eos()
         texts = [h["tokens"][:-1] if h["tokens"][-1] == eos else h["tokens"] for h in best]
+        texts = [t[:0] if heard_nothing(a, s) else t for t, a, s in zip(texts, asr, st)]
         n = torch.tensor([len(t) for t in texts])
         prev = torch.full((len(texts), int(n.max()) + 1), model.mt_dict.pad(), dtype=torch.long)
         prev[:, 0] = eos
         for i, t in enumerate(texts):
             prev[i, 1 : 1 + len(t)] = t
-        _, states = model.mt_forward(prev, encoder_out)
-        unit_logits, unit_lengths = model.units_forward(states[:, 1:], n, prev[:, 1:])
-        unit_lprobs = torch.log_softmax(unit_logits.float(), -1)
         blank = ctc_blank(self.unit_dict)
+        if int(n.max()) > 0:
+            _, states = model.mt_forward(prev, encoder_out)
+            unit_logits, unit_lengths = model.units_forward(states[:, 1:], n, prev[:, 1:])
+            best_units = unit_logits.argmax(-1)
+        else:  # no sentence of the batch says anything
+            unit_lengths, best_units = torch.zeros(len(texts), dtype=torch.long), torch.zeros(len(texts), 0, dtype=torch.long)
 
         out = []
         for i, h in enumerate(best):
-            frames = unit_lprobs[i, : unit_lengths[i]]
-            idx = ctc_collapse(frames.argmax(-1).tolist(), blank)
+            idx = ctc_collapse(best_units[i, : unit_lengths[i]].tolist(), blank) if len(texts[i]) else []
             tokens = torch.tensor(idx + [self.unit_dict.eos()], dtype=torch.long)
             out.append(
                 [

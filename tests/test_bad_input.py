@@ -199,3 +199,29 @@ def test_start_fields_are_checked_and_never_echoed_at_length():
         with pytest.raises(ProtocolError) as e:
             parse_start({"sample_rate": 16000, **bad}, 320, 5000, pairs)
         assert e.value.code == "bad_start" and len(e.value.message) < 200, e.value.message
+
+
+@pytest.mark.parametrize("bad,what", [(float("nan"), "not finite"), (float("inf"), "not finite"), (1e30, "outside"),
+                                      (12345.0, "int16 values sent as float")])
+def test_samples_off_the_float_scale_are_named_wherever_they_enter(tmp_path, bad, what):
+    """A float WAV file, an f32le WebSocket frame and the engine's input: a sample that is not
+    finite or far beyond full scale (it would overflow the fbank into NaN, and the model would
+    read noise) is an error that says where, which sample and why."""
+    import soundfile as sf
+
+    from echostream_fairseq import features
+    from echostream_fairseq.server.protocol import ProtocolError, Start, decode_frame
+
+    x = np.zeros(1600, dtype=np.float32)
+    x[:700] = 0.5 * np.sin(np.arange(700) / 5)
+    x[700] = -1.5  # over full scale, within the headroom: fine everywhere
+    assert features.check_samples(x, "ok") is x
+    x[777] = bad
+    path = tmp_path / "loud.wav"
+    sf.write(path, x, 16000, subtype="FLOAT")
+    with pytest.raises(features.AudioError, match=rf"loud.wav: sample 777 .*{what}"):
+        features.read_audio(path)
+    with pytest.raises(ProtocolError, match=rf"f32le frame: sample 777 .*{what}") as e:
+        decode_frame(x.astype("<f4").tobytes(), Start(16000, "f32le", 1, 320, ["translation"], "es-en"))
+    assert e.value.code == "bad_frame"
+

@@ -211,3 +211,80 @@ def test_streaming_waits_instead_of_saying_a_word_again(res):
     assert s._take_step(snap, lprobs.clone(), torch.zeros(1)) is True and s.committed == [word, word]
     s.committed, s.st, s.finished = [word], [word, other], True
     assert s._take_step(snap, lprobs.clone(), torch.zeros(1)) is True and s.committed == [word, other]
+
+
+def test_a_sentence_without_a_heard_word_has_nothing_to_translate():
+    from echostream_fairseq.decoding import heard_nothing
+
+    assert heard_nothing() and heard_nothing("", "") and heard_nothing(".", " ? ")
+    assert not heard_nothing(".", "the") and not heard_nothing("hola", "")
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from echostream_fairseq import assets
+    from echostream_fairseq.streaming.engine import load_resources
+
+    root = assets.REPO_ASSETS / "model"
+    return load_resources(root / "checkpoint.pt", root, punct_model=root / "punct.pt")
+
+
+def _unreadable(seconds=4.0):
+    """Sources in which the shipped model hears no word; it used to say a sentence for each
+    ("The hungry doctor did not sleep." for silence, "Will the sister draw the grandmother?" for
+    a square wave)."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    return {"silence": np.zeros(t.size, dtype=np.float32), "dc": np.full(t.size, 0.5, dtype=np.float32),
+            "square": (0.5 * np.sign(np.sin(2 * np.pi * 440 * t))).astype(np.float32)}
+
+
+@pytest.mark.parametrize("kind", ["silence", "dc", "square"])
+def test_streaming_says_nothing_where_it_heard_no_word(shipped, kind):
+    from echostream_fairseq.streaming.engine import PolicyConfig
+    from echostream_fairseq.streaming.replay import replay
+
+    policy = PolicyConfig(pause_ms=PolicyConfig.FLAG_PAUSE_MS, punct_delay=PolicyConfig.FLAG_PUNCT_DELAY)
+    r = replay(shipped, _unreadable()[kind], 320, policy)
+    assert r.translation == "" and r.pcm.size == 0, r.translation
+    assert not any(c.isalnum() for c in r.transcript)
+
+
+def test_offline_says_nothing_where_it_heard_no_word_and_the_rest_of_the_batch_is_untouched(shipped):
+    from echostream_fairseq import assets, features
+    from echostream_fairseq.generator import EchoStreamGenerator
+
+    class Args:
+        beam = 2
+
+    class Task:
+        target_dictionary = shipped.unit_dict
+
+        class data_cfg:
+            length_bound = shipped.length_bound
+
+    gen = EchoStreamGenerator([shipped.model], Task, Args)
+    speech = features.read_audio(assets.read_examples(assets.REPO_ASSETS)[0]["src_audio"])
+
+    def decode(*wavs):
+        feats = [torch.from_numpy(shipped.cmvn(features.fbank(w))) for w in wavs]
+        lengths = torch.tensor([f.shape[0] for f in feats])
+        sample = {"net_input": {"src_tokens": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), "src_lengths": lengths}}
+        return [h[0] for h in gen.generate([shipped.model], sample)]
+
+    alone = decode(speech)[0]
+    silent = list(_unreadable(2.0).values())
+    out = decode(*silent, speech)
+    for h in out[:-1]:
+        assert h["mt_text"] == "" and h["units"] == [] and h["tokens"].tolist() == [shipped.unit_dict.eos()], h["mt_text"]
+    assert alone["mt_text"] and out[-1]["mt_text"] == alone["mt_text"] and out[-1]["units"] == alone["units"]
+    assert all(h["mt_text"] == "" for h in decode(*silent))  # a batch with nothing to say at all
+
+
+def test_the_engine_refuses_samples_off_the_float_scale(shipped):
+    from echostream_fairseq import features
+    from echostream_fairseq.streaming.engine import StreamingSession
+
+    s = StreamingSession(shipped)
+    s.step(np.zeros(3200, dtype=np.float32))
+    with pytest.raises(features.AudioError, match="session input: sample 5 "):
+        s.step(np.r_[np.zeros(5), 3e20, np.zeros(10)].astype(np.float32))

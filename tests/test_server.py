@@ -219,6 +219,7 @@ async def _expect_error(url, *messages, code):
 
 
 START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
+START_F32 = json.dumps({"type": "start", "sample_rate": 16000, "format": "f32le"})
 
 
 @pytest.mark.parametrize("messages,code", [
@@ -228,6 +229,8 @@ START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
     ([json.dumps({"type": "pause"})], "unknown_type"),
     ([json.dumps({"type": "end"})], "not_started"),
     ([START, b"\x00\x01\x02"], "bad_frame"),
+    ([START_F32, np.full(160, 12345.0, dtype="<f4").tobytes()], "bad_frame"),  # int16 values sent as float
+    ([START_F32, np.full(160, np.nan, dtype="<f4").tobytes()], "bad_frame"),
     ([json.dumps({"type": "start", "sample_rate": 0, "format": "s16le"})], "bad_start"),
     ([json.dumps({"type": "start", "sample_rate": 10_000_000, "format": "s16le"})], "bad_start"),
     ([json.dumps({"type": "start", "sample_rate": 16000, "format": "mp3"})], "bad_start"),

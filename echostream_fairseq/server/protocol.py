@@ -125,6 +125,8 @@ def decode_frame(data: bytes, start: Optional[Start]):
     """PCM bytes -> float32 mono samples at the declared rate."""
     import numpy as np
 
+    from ..features import AudioError, check_samples
+
     if start is None:
         raise ProtocolError("not_started", "binary frame before 'start'")
     if len(data) % start.frame_bytes:
@@ -134,6 +136,8 @@ def decode_frame(data: bytes, start: Optional[Start]):
         x = np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
     else:
         x = np.frombuffer(data, dtype="<f4").astype(np.float32)
-        if not np.all(np.isfinite(x)):
-            raise ProtocolError("bad_frame", "f32le frame holds NaN or infinite samples")
+        try:
+            check_samples(x, "f32le frame")
+        except AudioError as e:
+            raise ProtocolError("bad_frame", str(e)) from None
     return x.reshape(-1, start.channels).mean(axis=1) if start.channels > 1 else x

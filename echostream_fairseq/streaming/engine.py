@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from .. import features, punct
-from ..decoding import ctc_spikes, repeat_blocked, token_map, unsupported_repeats, word_start_table
+from ..decoding import ctc_spikes, heard_nothing, repeat_blocked, token_map, unsupported_repeats, word_start_table
 from ..models.echostream import ctc_blank
 from . import policy as decisions
 from .policy import PolicyConfig  # noqa: F401  (the engine's API)
@@ -164,7 +164,7 @@ class StreamingSession:
     # ------------------------------------------------------------------ encoder side
     def _ingest(self, samples) -> torch.Tensor:
         """New 16 kHz samples -> normalised fbank frames (silence tracked, counted)."""
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        samples = features.check_samples(np.asarray(samples, dtype=np.float32).reshape(-1), "session input")
         self.count.samples += samples.size
         self.boundaries.hear(samples, 1000 * self.count.samples / features.SAMPLE_RATE)
         feats = self.front.accept(samples)
@@ -200,11 +200,9 @@ class StreamingSession:
 
     def _decode_begin(self) -> bool:
         """Whether the MT decoder may run at all in this step."""
-        if self.mt.n_frames == 0:  # nothing heard (yet): nothing to translate
-            self.mt_done = self.finished
-            return False
-        if self.count.sentences and self.finished and not any(c.isalnum() for c in self._current_transcript()):
-            self.mt_done = True  # nothing but silence (or stray punctuation) after the last closed sentence
+        if self.mt.n_frames == 0 or heard_nothing(self._current_transcript(), "".join(self.m.st_dict[t] for t in self.st)):
+            # no word heard (yet) in this sentence: nothing to translate; at its end, nothing at all
+            self.mt_done = self.finished or self._closing
             return False
         return True
 
