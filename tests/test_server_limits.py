@@ -21,7 +21,7 @@ START = json.dumps({"type": "start", "sample_rate": 16000, "format": "s16le"})
 def server(tmp_path_factory):
     p, base, url, port = start_server(tmp_path_factory.mktemp("serve") / "serve.log", "--log-level", "warning",
                                       "--idle-before-start", "1", "--idle-between-frames", "1.5", "--max-session-wall", "4",
-                                      "--max-connections", "3", "--max-connections-per-client", "2",
+                                      "--max-connections", "3", "--max-connections-per-client", "2", "--max-frames-per-second", "100",
                                       "--allow-origin", "https://friend.example", "--token", TOKEN)
     yield base, url, port
     p.terminate()
@@ -104,6 +104,42 @@ def test_wall_clock_limit_holds_for_a_client_that_keeps_sending(server):
     err, after = asyncio.run(go())
     assert err is not None and err["code"] == "session_timeout", err
     assert 2.5 < after < 8
+
+
+def test_a_flood_of_tiny_frames_is_slowed_not_dropped(server):
+    """300 two-byte frames sent at once: the first 100 (the burst) pass, the other 200 are read at
+    100 per second; the session still ends with 'done' and the metric counts the frames held."""
+    base, url, _ = server
+    before = read_metrics(base).get(("echostream_frames_throttled_total", ()), 0)
+
+    async def go():
+        async with websockets.connect(url, additional_headers=AUTH) as ws:
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            t0 = time.monotonic()
+            for _ in range(300):
+                await ws.send(b"\x00\x00")
+            await ws.send(json.dumps({"type": "end"}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg["type"] in ("done", "error"):
+                    return msg, time.monotonic() - t0
+
+    msg, took = asyncio.run(go())
+    assert msg["type"] == "done", msg
+    assert took > 1.5, took
+    assert read_metrics(base)[("echostream_frames_throttled_total", ())] - before >= 150
+
+
+def test_frame_rate_bucket():
+    from echostream_fairseq.server.app import FrameRate
+
+    now = [0.0]
+    fr = FrameRate(10, clock=lambda: now[0])
+    assert [fr.wait() for _ in range(10)] == [0.0] * 10  # the burst
+    assert fr.wait() == pytest.approx(0.1) and fr.wait() == pytest.approx(0.2)  # then 10 a second
+    now[0] = 10.0  # a quiet while refills the bucket, up to one burst
+    assert [fr.wait() for _ in range(10)] == [0.0] * 10 and fr.wait() > 0
 
 
 def test_connection_caps_total_and_per_client(server):

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-sessions", type=int, default=4, help="concurrent streaming sessions (default 4)")
     g.add_argument("--max-session-seconds", type=float, default=600.0, help="source seconds per session (default 600)")
     g.add_argument("--max-frame-bytes", type=int, default=1 << 20, help="largest binary frame (default 1 MiB)")
+    g.add_argument("--max-frames-per-second", type=float, default=1000.0,
+                   help="binary frames one connection may send per second; more are read more slowly, not dropped "
+                        "(default 1000; the page sends about 375 at 48 kHz)")
     g.add_argument("--idle-before-start", type=float, default=10.0, help="seconds a connection may wait before 'start' (default 10)")
     g.add_argument("--idle-between-frames", type=float, default=30.0, help="seconds a started session may send nothing (default 30)")
     g.add_argument("--max-session-wall", type=float, default=1200.0, help="wall-clock seconds per connection (default 1200)")
@@ -76,7 +79,7 @@ def main(argv=None):
                               idle_before_start_s=args.idle_before_start, idle_between_frames_s=args.idle_between_frames,
                               max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
                               max_connections_per_client=args.max_connections_per_client, max_batch=args.max_batch,
-                              engine_workers=args.engine_workers)
+                              engine_workers=args.engine_workers, max_frames_per_second=args.max_frames_per_second)
     except ValueError as e:
         p.error(str(e))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:

@@ -52,6 +52,10 @@ class ServerLimits:
     max_connections_per_client: int = 8  # open WebSockets per client address
     max_batch: int = 16  # sessions stepped together in one batch (1: each session alone)
     engine_workers: int = 0  # batches stepped in parallel threads (0: 1 when batching, else max_sessions)
+    # binary frames a connection may send per second (and in one burst); beyond it the server reads
+    # its frames more slowly (TCP pushes back on the client; nothing is lost), so that a client
+    # sending a flood of tiny frames cannot take the event loop from the others
+    max_frames_per_second: float = 1000.0
 
     def __post_init__(self):
         if self.engine_workers < 0:
@@ -59,7 +63,8 @@ class ServerLimits:
         for name in ("max_sessions", "max_frame_bytes", "max_connections", "max_connections_per_client", "max_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s"):
+        for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s",
+                     "max_frames_per_second"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -108,6 +113,8 @@ class Metrics:
                                       registry=r, buckets=(0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10))
         self.finish = Histogram("echostream_finish_seconds", "wall time from 'end' to 'done'", registry=r,
                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
+        self.throttled = Counter("echostream_frames_throttled_total",
+                                 "binary frames held back: their connection sent more than max_frames_per_second", registry=r)
         self.batch = Histogram("echostream_batch_sessions", "sessions stepped together per engine batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64))
 
@@ -115,6 +122,22 @@ class Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class FrameRate:
+    """A token bucket over one connection's frames: ``wait()`` is how long to hold the next
+    frame back so that the connection stays within ``rate`` frames per second (bursts of up to
+    ``rate`` frames pass at once)."""
+
+    def __init__(self, rate: float, clock=time.monotonic):
+        self.rate, self.clock = rate, clock
+        self.tokens, self.t = rate, clock()
+
+    def wait(self) -> float:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate) - 1
+        self.t = now
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
 class _Connection:
@@ -377,12 +400,17 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
         st.metrics.connections.inc()
         st.per_client[client] = st.per_client.get(client, 0) + 1
         opened = time.monotonic()
+        frames = FrameRate(st.limits.max_frames_per_second)
         try:
             while True:
                 msg = await receive(ws, conn, opened)
                 if msg["type"] == "websocket.disconnect":
                     return
                 if msg.get("bytes") is not None:
+                    hold = frames.wait()
+                    if hold:
+                        st.metrics.throttled.inc()
+                        await asyncio.sleep(hold)
                     await conn.on_audio(msg["bytes"])
                     continue
                 try:
