@@ -148,8 +148,8 @@ def test_streaming_output_is_bounded(res, kind):
     assert r.pcm.size <= max(1, len(units)) * 320 * 60
 
 
-def test_offline_output_is_bounded(res, micro_data):
-    """The offline generator applies the same bound per sentence as fairseq-generate does."""
+def _offline(res, *wavs):
+    """The offline generator (what fairseq-generate runs, beam 2) on a batch of 16 kHz sources."""
     from echostream_fairseq import features
     from echostream_fairseq.generator import EchoStreamGenerator
 
@@ -162,13 +162,19 @@ def test_offline_output_is_bounded(res, micro_data):
         class data_cfg:
             length_bound = res.length_bound
 
-    gen = EchoStreamGenerator([res.model], Task, Args)
-    srcs = _sources(2.0)
-    feats = [torch.from_numpy(res.cmvn(features.fbank(w))) for w in srcs.values()]
+    feats = [torch.from_numpy(res.cmvn(features.fbank(w))) for w in wavs]
     lengths = torch.tensor([f.shape[0] for f in feats])
     sample = {"net_input": {"src_tokens": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), "src_lengths": lengths}}
-    out = gen.generate([res.model], sample)
-    for h, n in zip(out, lengths.tolist()):
+    return EchoStreamGenerator([res.model], Task, Args).generate([res.model], sample)
+
+
+def test_offline_output_is_bounded(res, micro_data):
+    """The offline generator applies the same bound per sentence as fairseq-generate does."""
+    from echostream_fairseq import features
+
+    srcs = _sources(2.0)
+    out = _offline(res, *srcs.values())
+    for h, n in zip(out, [features.num_frames(w.size) for w in srcs.values()]):
         words = h[0]["mt_text"].split()
         assert len(words) <= res.length_bound.max_tokens(n / 100)
         assert not [w for i, w in enumerate(words[2:], 2) if words[i - 1] == words[i - 2] == w], h[0]["mt_text"]
@@ -251,25 +257,11 @@ def test_streaming_says_nothing_where_it_heard_no_word(shipped, kind):
 
 def test_offline_says_nothing_where_it_heard_no_word_and_the_rest_of_the_batch_is_untouched(shipped):
     from echostream_fairseq import assets, features
-    from echostream_fairseq.generator import EchoStreamGenerator
 
-    class Args:
-        beam = 2
-
-    class Task:
-        target_dictionary = shipped.unit_dict
-
-        class data_cfg:
-            length_bound = shipped.length_bound
-
-    gen = EchoStreamGenerator([shipped.model], Task, Args)
     speech = features.read_audio(assets.read_examples(assets.REPO_ASSETS)[0]["src_audio"])
 
     def decode(*wavs):
-        feats = [torch.from_numpy(shipped.cmvn(features.fbank(w))) for w in wavs]
-        lengths = torch.tensor([f.shape[0] for f in feats])
-        sample = {"net_input": {"src_tokens": torch.nn.utils.rnn.pad_sequence(feats, batch_first=True), "src_lengths": lengths}}
-        return [h[0] for h in gen.generate([shipped.model], sample)]
+        return [h[0] for h in _offline(shipped, *wavs)]
 
     alone = decode(speech)[0]
     silent = list(_unreadable(2.0).values())
