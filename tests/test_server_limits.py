@@ -257,3 +257,89 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any("draining sessions" in r["message"] for r in records)
     assert any("1 connection(s) closed with 'shutdown'" in r["message"] for r in records)
+
+
+def _ws_frame(payload: bytes, opcode: int) -> bytes:
+    """One masked client frame (RFC 6455), written by hand: this client must not read anything."""
+    import os
+
+    n, mask = len(payload), os.urandom(4)
+    head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
+    """A client that sends speech as fast as it can and never reads a byte: once every buffer to
+    it is full, the server waits --max-send-wait s, frees its session ('slow_reader', counted),
+    cuts its socket (reset), keeps serving others, and still shuts down at once on SIGTERM."""
+    import base64
+    import os
+    import signal
+    import socket
+    import threading
+
+    from echostream_fairseq import assets, features
+    from echostream_fairseq.features import to_s16le
+    from echostream_fairseq.prep.corpus import read_list
+
+    log = tmp_path / "serve.log"
+    p, base, url, port = start_server(log, "--log-level", "warning", "--max-send-wait", "1", "--max-session-wall", "300",
+                                      "--max-session-seconds", "100000", "--shutdown-grace", "2")
+    ex = read_list(assets.REPO_ASSETS / "examples" / "examples.tsv")[1]
+    wav = features.read_audio(assets.REPO_ASSETS / "examples" / ex["src_audio"])
+    pcm = to_s16le(np.tile(wav, 8))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:  # the handshake's answer is the last thing this client reads
+        answer += s.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    s.sendall(_ws_frame(START.encode(), 1))
+    stop = threading.Event()
+
+    def talk():  # speech as fast as the server takes it, until it stops taking it or the socket goes
+        s.settimeout(0.2)
+        pos = 0
+        while not stop.is_set():
+            try:
+                s.sendall(_ws_frame(pcm[pos % len(pcm):][:6400], 2))
+                pos += 6400
+            except socket.timeout:
+                pass
+            except OSError:
+                return
+
+    talker = threading.Thread(target=talk, daemon=True)
+    talker.start()
+    try:
+        t0 = time.monotonic()
+        while get(base + "/health")["sessions"] == 0 and time.monotonic() - t0 < 10:
+            time.sleep(0.1)  # started
+        while get(base + "/health")["sessions"] and time.monotonic() - t0 < 120:
+            time.sleep(0.2)
+        assert get(base + "/health")["sessions"] == 0, "the stalled client still holds its session"
+        assert read_metrics(base).get(("echostream_errors_total", (("code", "slow_reader"),))) == 1
+        stop.set()
+        talker.join(5)
+        # cut: a reset arrives although this client reads nothing (a plain close would wait for it to read)
+        import errno
+
+        cut, t1 = 0, time.monotonic()
+        while not cut and time.monotonic() - t1 < 15:
+            cut = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            time.sleep(0.1)
+        assert cut == errno.ECONNRESET, os.strerror(cut)
+        # the others are served as before
+        msg, code = asyncio.run(_first(url, START, to_s16le(wav), json.dumps({"type": "end"}), headers={}))
+        assert msg["type"] == "ready" and code == 1000
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0, open(log).read()[-2000:]
+    finally:
+        stop.set()
+        s.close()
+        if p.poll() is None:
+            p.kill()

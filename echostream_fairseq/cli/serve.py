@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-frames-per-second", type=float, default=1000.0,
                    help="binary frames one connection may send per second; more are read more slowly, not dropped "
                         "(default 1000; the page sends about 375 at 48 kHz)")
+    g.add_argument("--max-send-wait", type=float, default=10.0,
+                   help="seconds a client may take none of its output (speech, text) before its session is dropped "
+                        "('slow_reader', logged and counted) and its socket cut (default 10)")
     g.add_argument("--idle-before-start", type=float, default=10.0, help="seconds a connection may wait before 'start' (default 10)")
     g.add_argument("--idle-between-frames", type=float, default=30.0, help="seconds a started session may send nothing (default 30)")
     g.add_argument("--max-session-wall", type=float, default=1200.0, help="wall-clock seconds per connection (default 1200)")
@@ -79,7 +82,8 @@ def main(argv=None):
                               idle_before_start_s=args.idle_before_start, idle_between_frames_s=args.idle_between_frames,
                               max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
                               max_connections_per_client=args.max_connections_per_client, max_batch=args.max_batch,
-                              engine_workers=args.engine_workers, max_frames_per_second=args.max_frames_per_second)
+                              engine_workers=args.engine_workers, max_frames_per_second=args.max_frames_per_second,
+                              max_send_wait_s=args.max_send_wait)
     except ValueError as e:
         p.error(str(e))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:
@@ -117,7 +121,9 @@ def main(argv=None):
     describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
     app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+    from ..server.transport import cutting_protocol
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws=cutting_protocol(limits.max_send_wait_s),
                             proxy_headers=bool(args.forwarded_allow_ips), forwarded_allow_ips=args.forwarded_allow_ips or None, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
                             log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)
     draining_server(config, app.state.drain, args.shutdown_grace).run()

@@ -56,6 +56,10 @@ class ServerLimits:
     # its frames more slowly (TCP pushes back on the client; nothing is lost), so that a client
     # sending a flood of tiny frames cannot take the event loop from the others
     max_frames_per_second: float = 1000.0
+    # a client must take what the server sends within this long: one that has stopped reading its
+    # output (every buffer on the way full) is dropped with 'slow_reader' and its session freed,
+    # and its socket is cut this long after (uvicorn's close would wait for it forever)
+    max_send_wait_s: float = 10.0
 
     def __post_init__(self):
         if self.engine_workers < 0:
@@ -64,7 +68,7 @@ class ServerLimits:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s",
-                     "max_frames_per_second"):
+                     "max_frames_per_second", "max_send_wait_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -156,16 +160,28 @@ class _Connection:
         self.first_audio: Optional[float] = None  # wall time of the first audio frame
         self.first_output_seen = False
 
+    async def _send(self, sending):
+        """Await one send; a client that takes none of it within max_send_wait_s is not reading."""
+        wait = self.st.limits.max_send_wait_s
+        try:
+            await asyncio.wait_for(sending, wait)
+        except asyncio.TimeoutError:
+            raise ProtocolError("slow_reader", f"the client took none of its output for {wait:g} s") from None
+
     async def send_json(self, obj):
-        await self.ws.send_text(json.dumps(obj))
+        await self._send(self.ws.send_text(json.dumps(obj)))
 
     async def fail(self, err: ProtocolError):
-        """The one way a connection ends in an error: counted, an ``error`` message, its close code."""
+        """The one way a connection ends in an error: counted, an ``error`` message, its close code
+        (not to a client that has stopped reading: nothing more reaches it)."""
         self.st.metrics.errors.labels(err.code).inc()
+        if err.code == "slow_reader":
+            logger.warning("session %s: %s; dropped", getattr(self, "id", "-"), err.message)
+            return
         try:
             await self.send_json({"type": "error", "code": err.code, "message": err.message})
-            await self.ws.close(err.close_code)
-        except Exception:  # the client is already gone
+            await self._send(self.ws.close(err.close_code))
+        except Exception:  # the client is already gone, or not reading
             pass
 
     async def on_start(self, msg):
@@ -248,7 +264,7 @@ class _Connection:
         for s_src, s_tgt in out.sentences:
             await self.send_json({"type": "sentence", "transcript": s_src, "translation": s_tgt})
         if out.pcm.size and "speech" in wants:
-            await self.ws.send_bytes(to_s16le(out.pcm))
+            await self._send(self.ws.send_bytes(to_s16le(out.pcm)))
         await self.send_json({"type": "latency", "source_ms": source_ms, "compute_ms": self.spent_ms})
 
     def close(self):
@@ -426,7 +442,7 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
                     await conn.on_end()
                     st.served += 1
                     st.metrics.served.inc()
-                    await ws.close(1000)
+                    await conn._send(ws.close(1000))
                     return
                 else:
                     raise ProtocolError("unknown_type", f"unknown message type {kind!r} (expected 'start' or 'end')")
@@ -451,8 +467,8 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
         while st.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         left = list(st.connections)
-        for conn in left:
-            await conn.fail(ProtocolError("shutdown", f"the server shut down ({grace_s:g} s grace period over)", close_code=1001))
+        err = ProtocolError("shutdown", f"the server shut down ({grace_s:g} s grace period over)", close_code=1001)
+        await asyncio.gather(*(conn.fail(err) for conn in left))  # at once: a client that is not reading holds up no other
         return len(left)
 
     app.state.drain = drain

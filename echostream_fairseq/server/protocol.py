@@ -53,6 +53,8 @@ PROTOCOL = {
         "internal": "the engine failed on this session (the server keeps serving others)",
         "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session",
         "session_timeout": "the connection was open longer than max_session_wall_s (wall clock)",
+        "slow_reader": "the client took none of the server's output for max_send_wait_s: the session is dropped and the "
+                       "connection cut (this error cannot reach such a client; it is logged and counted)",
         "too_many_connections": "the server holds max_connections connections, or this client address max_connections_per_client",
         "forbidden_origin": "a browser page from an Origin that is not the server's own nor in its allowed origins",
         "shutdown": "the server is shutting down (SIGTERM): new connections are refused, sessions in flight that do not finish within its grace period are closed",
