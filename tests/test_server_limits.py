@@ -260,7 +260,7 @@ def test_sigterm_lets_sessions_in_flight_finish_then_exits_0(tmp_path):
 
 
 def _ws_frame(payload: bytes, opcode: int) -> bytes:
-    """One masked client frame (RFC 6455), written by hand: this client must not read anything."""
+    """One masked client frame (RFC 6455), written by hand: these clients must not read anything."""
     import os
 
     n, mask = len(payload), os.urandom(4)
@@ -268,11 +268,57 @@ def _ws_frame(payload: bytes, opcode: int) -> bytes:
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+def _raw_ws(port, headers=()):
+    """A WebSocket opened by hand on a socket with a small receive buffer; the handshake's answer
+    is the last thing read from it."""
+    import base64
+    import os
+    import socket
+
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    s.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n{extra}"
+              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += s.recv(1)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return s
+
+
+def test_a_client_that_pings_and_never_reads_is_not_read_either(server):
+    """Pings as fast as they go, nothing read: uvicorn answers each with a pong, which used to pile
+    up in the server's memory (about 24 MB/s). The server stops reading from a client that does
+    not read, so the client can only fill the sockets' buffers."""
+    import socket
+
+    _, _, port = server
+    s = _raw_ws(port, AUTH.items())
+    pings = _ws_frame(b"x" * 125, 9) * 1000
+    s.settimeout(0.2)
+    sent, t0 = 0, time.monotonic()
+    try:
+        while time.monotonic() - t0 < 4:
+            try:
+                s.sendall(pings)
+                sent += len(pings)
+            except socket.timeout:
+                pass
+            except OSError:
+                break  # cut
+    finally:
+        s.close()
+    assert sent < 30e6, f"the server read {sent / 1e6:.0f} MB of pings from a client that reads nothing"
+
+
 def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
     """A client that sends speech as fast as it can and never reads a byte: once every buffer to
     it is full, the server waits --max-send-wait s, frees its session ('slow_reader', counted),
     cuts its socket (reset), keeps serving others, and still shuts down at once on SIGTERM."""
-    import base64
+    import errno
     import os
     import signal
     import socket
@@ -288,16 +334,7 @@ def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
     ex = read_list(assets.REPO_ASSETS / "examples" / "examples.tsv")[1]
     wav = features.read_audio(assets.REPO_ASSETS / "examples" / ex["src_audio"])
     pcm = to_s16le(np.tile(wav, 8))
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    answer = b""
-    while b"\r\n\r\n" not in answer:  # the handshake's answer is the last thing this client reads
-        answer += s.recv(1)
-    assert answer.startswith(b"HTTP/1.1 101"), answer
+    s = _raw_ws(port)
     s.sendall(_ws_frame(START.encode(), 1))
     stop = threading.Event()
 
@@ -326,8 +363,6 @@ def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
         stop.set()
         talker.join(5)
         # cut: a reset arrives although this client reads nothing (a plain close would wait for it to read)
-        import errno
-
         cut, t1 = 0, time.monotonic()
         while not cut and time.monotonic() - t1 < 15:
             cut = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

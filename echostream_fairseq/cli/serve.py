@@ -121,9 +121,9 @@ def main(argv=None):
     describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
     app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    from ..server.transport import cutting_protocol
+    from ..server.transport import bounded_protocol
 
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws=cutting_protocol(limits.max_send_wait_s),
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws=bounded_protocol(limits.max_send_wait_s),
                             proxy_headers=bool(args.forwarded_allow_ips), forwarded_allow_ips=args.forwarded_allow_ips or None, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
                             log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)
     draining_server(config, app.state.drain, args.shutdown_grace).run()
