@@ -314,6 +314,53 @@ def test_a_client_that_pings_and_never_reads_is_not_read_either(server):
     assert sent < 30e6, f"the server read {sent / 1e6:.0f} MB of pings from a client that reads nothing"
 
 
+def _close_code(s, timeout=10.0):
+    """Read server frames (unmasked) from a raw socket until its close frame: (code, reason);
+    None: the connection ended without one."""
+    s.settimeout(timeout)
+    buf = b""
+
+    def take(n):
+        nonlocal buf
+        while len(buf) < n:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        out, buf = buf[:n], buf[n:]
+        return out
+
+    try:
+        while True:
+            op, n = take(2)
+            n &= 0x7F
+            n = int.from_bytes(take(2 if n == 126 else 8), "big") if n >= 126 else n
+            payload = take(n)
+            if op & 0x0F == 0x8:
+                return int.from_bytes(payload[:2], "big"), payload[2:].decode()
+    except (EOFError, ConnectionResetError):
+        return None
+
+
+def test_a_ping_flood_is_closed_and_pings_within_the_budget_are_answered(server):
+    """Pings beyond 10 a second (bursts of 10) close the connection with 1008: uvicorn answered
+    any number at once in its read loop, and ~100,000 a second slowed another client's session
+    6x. A few pings, as clients send, are answered with pongs as before."""
+    _, _, port = server
+    s = _raw_ws(port, AUTH.items())
+    try:
+        s.sendall(b"".join(_ws_frame(b"p%d" % i, 9) for i in range(5)))
+        s.settimeout(10)
+        pongs = b""
+        while pongs.count(b"\x8a") < 5:
+            pongs += s.recv(4096)
+        assert all(b"p%d" % i in pongs for i in range(5))
+        s.sendall(b"".join(_ws_frame(b"x" * 125, 9) for _ in range(200)))
+        assert _close_code(s) == (1008, "too many pings")  # (not the idle limit's close, also 1008)
+    finally:
+        s.close()
+
+
 def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
     """A client that sends speech as fast as it can and never reads a byte: once every buffer to
     it is full, the server waits --max-send-wait s, frees its session ('slow_reader', counted),
