@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import websockets
 
-from test_server import get, read_metrics, start_server
+from test_server import get, read_metrics, start_server, wait_sessions
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -400,9 +400,8 @@ def test_a_client_that_stops_reading_is_dropped_and_cut(tmp_path):
     talker = threading.Thread(target=talk, daemon=True)
     talker.start()
     try:
+        wait_sessions(base, 1)  # started
         t0 = time.monotonic()
-        while get(base + "/health")["sessions"] == 0 and time.monotonic() - t0 < 10:
-            time.sleep(0.1)  # started
         while get(base + "/health")["sessions"] and time.monotonic() - t0 < 120:
             time.sleep(0.2)
         assert get(base + "/health")["sessions"] == 0, "the stalled client still holds its session"
