@@ -289,6 +289,86 @@ def _raw_ws(port, headers=()):
     return s
 
 
+def _is_open(s) -> bool:
+    """A socket the server has not closed or reset (it has sent nothing on it)."""
+    import socket
+
+    s.settimeout(0.05)
+    try:
+        return s.recv(1) != b""
+    except socket.timeout:
+        return True
+    except OSError:
+        return False
+
+
+def _raw_sockets(port, n, src, send=b""):
+    import socket
+
+    out = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind((src, 0))
+        s.connect(("127.0.0.1", port))
+        if send:
+            s.sendall(send)
+        out.append(s)
+    return out
+
+
+def test_sockets_that_never_finish_a_request_are_cut_and_capped_per_client(server):
+    """Below the app: a client holding sockets on which it never finishes (or never starts) an
+    HTTP request. uvicorn used to keep them all, forever; a few hundred from one address took every
+    file descriptor, and nobody else could connect. Now an address holds at most 4 x
+    --max-connections-per-client sockets (8 here) and each is cut when its request head is not in
+    within --idle-before-start (1 s here)."""
+    base, url, port = server
+    head = b"GET /health HTTP/1.1\r\nHost: x\r\n"  # the blank line that ends it never comes
+    socks = _raw_sockets(port, 40, "127.0.0.4", head) + _raw_sockets(port, 10, "127.0.0.4")
+    try:
+        time.sleep(0.3)
+        assert sum(map(_is_open, socks)) == 8  # the first 8; the others were cut as they came
+        assert get(base + "/health")["status"] == "ok"  # others are served meanwhile
+        time.sleep(1.5)
+        assert sum(map(_is_open, socks)) == 0  # no head within 1 s: cut
+        # a head that comes a byte at a time is cut too (it would take 10 s here)
+        slow = _raw_sockets(port, 1, "127.0.0.4")[0]
+        t0, cut_after = time.monotonic(), None
+        for b in b"GET /health HTTP/1.1\r\nHost: x\r\nUser-Agent: slow\r\n\r\n":
+            try:
+                slow.sendall(bytes([b]))
+            except OSError:
+                pass
+            time.sleep(0.2)
+            if not _is_open(slow):
+                cut_after = time.monotonic() - t0
+                break
+        socks.append(slow)
+        assert cut_after is not None and cut_after < 2.5, cut_after
+    finally:
+        for s in socks:
+            s.close()
+    # the cut sockets were given back to the address's budget: it is served again, and a kept-alive
+    # connection that sends its next request in time is not cut between requests
+    s = _raw_sockets(port, 1, "127.0.0.4")[0]
+    s.settimeout(5)
+    for _ in range(2):
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while b'"status"' not in answer:
+            answer += s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        time.sleep(0.6)
+    s.close()
+
+    async def sessions_one_after_another():  # each WebSocket's socket is given back when it closes
+        for _ in range(12):
+            msg, _ = await _first(url, START, json.dumps({"type": "end"}), local_addr=("127.0.0.4", 0))
+            assert msg["type"] == "ready", msg
+
+    asyncio.run(sessions_one_after_another())
+
+
 def test_a_client_that_pings_and_never_reads_is_not_read_either(server):
     """Pings as fast as they go, nothing read: uvicorn answers each with a pong, which used to pile
     up in the server's memory (about 24 MB/s). The server stops reading from a client that does

@@ -32,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-send-wait", type=float, default=10.0,
                    help="seconds a client may take none of its output (speech, text) before its session is dropped "
                         "('slow_reader', logged and counted) and its socket cut (default 10)")
-    g.add_argument("--idle-before-start", type=float, default=10.0, help="seconds a connection may wait before 'start' (default 10)")
+    g.add_argument("--idle-before-start", type=float, default=10.0, help="seconds a connection may wait before 'start', and may take to send its HTTP request head "
+                        "(default 10)")
     g.add_argument("--idle-between-frames", type=float, default=30.0, help="seconds a started session may send nothing (default 30)")
     g.add_argument("--max-session-wall", type=float, default=1200.0, help="wall-clock seconds per connection (default 1200)")
     g.add_argument("--max-connections", type=int, default=64, help="open WebSockets, started or not (default 64)")
-    g.add_argument("--max-connections-per-client", type=int, default=8, help="open WebSockets per client address (default 8)")
+    g.add_argument("--max-connections-per-client", type=int, default=8, help="open WebSockets per client address (default 8); it may hold 4 times as many TCP "
+                        "connections in all (page and API requests, request heads still coming), more are cut")
     g.add_argument("--max-batch", type=int, default=16,
                    help="sessions stepped together, one batched forward per model stage (default 16); 1: every session "
                         "stepped alone, in parallel threads")
@@ -121,9 +123,11 @@ def main(argv=None):
     describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
     app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())
-    from ..server.transport import bounded_protocol
+    from ..server.transport import bounded_protocols
 
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, ws=bounded_protocol(limits.max_send_wait_s),
+    http_protocol, ws_protocol = bounded_protocols(limits.idle_before_start_s, limits.max_sockets_per_client,
+                                                   args.forwarded_allow_ips.split(","), limits.max_send_wait_s)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level, http=http_protocol, ws=ws_protocol,
                             proxy_headers=bool(args.forwarded_allow_ips), forwarded_allow_ips=args.forwarded_allow_ips or None, ws_max_size=max(2 * args.max_frame_bytes, 1 << 20),
                             log_config=json_log_config() if args.log_json else uvicorn.config.LOGGING_CONFIG)
     draining_server(config, app.state.drain, args.shutdown_grace).run()

@@ -45,7 +45,9 @@ class ServerLimits:
     max_frame_bytes: int = 1 << 20
     default_segment_ms: int = 320
     max_segment_ms: int = 5000
-    idle_before_start_s: float = 10.0  # a connection that sends no 'start' within this is closed
+    # a connection that sends no 'start' within this is closed (and one that has not finished its
+    # HTTP request head within this is cut)
+    idle_before_start_s: float = 10.0
     idle_between_frames_s: float = 30.0  # a started session that sends nothing for this long is closed
     max_session_wall_s: float = 1200.0  # wall-clock time per connection, whatever it sends
     max_connections: int = 64  # open WebSockets, started or not
@@ -60,6 +62,14 @@ class ServerLimits:
     # output (every buffer on the way full) is dropped with 'slow_reader' and its session freed,
     # and its socket is cut this long after (uvicorn's close would wait for it forever)
     max_send_wait_s: float = 10.0
+
+    # TCP connections one client address may hold, whatever they carry (WebSockets, page and API
+    # requests, request heads still coming): more are cut as they are accepted
+    SOCKETS_PER_WEBSOCKET = 4
+
+    @property
+    def max_sockets_per_client(self) -> int:
+        return self.SOCKETS_PER_WEBSOCKET * self.max_connections_per_client
 
     def __post_init__(self):
         if self.engine_workers < 0:
