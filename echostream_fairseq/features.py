@@ -32,6 +32,19 @@ class AudioError(ValueError):
 # overflows float32 and every later stage reads NaN.
 MAX_ABS_SAMPLE = 8.0
 
+# Source audio is taken at these rates and resampled to SAMPLE_RATE. Below telephone rate there is
+# no speech to read, and every sample becomes up to 2 (at 8 kHz) after resampling: at 1 Hz one
+# 10 kB frame became 80 million samples (1.3 GB), and a 1 MB one would take a server's memory.
+MIN_SOURCE_RATE = 8000
+MAX_SOURCE_RATE = 384_000
+
+
+def check_source_rate(sr: int, where: str) -> int:
+    """``sr`` if source audio may come at that rate; otherwise an AudioError naming ``where``."""
+    if not MIN_SOURCE_RATE <= sr <= MAX_SOURCE_RATE:
+        raise AudioError(f"{where}: sample rate {sr} Hz is outside {MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz")
+    return sr
+
 
 def check_samples(x: np.ndarray, where: str) -> np.ndarray:
     """``x`` (float samples) if every sample is finite and within +-MAX_ABS_SAMPLE; otherwise an
@@ -63,6 +76,7 @@ def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE)
     wav = wav.mean(axis=1)
     if expected_sr is not None and sr != expected_sr:
         raise AudioError(f"{path}: sample rate {sr} Hz, expected {expected_sr} Hz")
+    check_source_rate(sr, str(path))
     return check_samples(wav, str(path))
 
 
@@ -82,7 +96,8 @@ class StreamingResampler:
     WIDTH = 6  # torchaudio's default lowpass_filter_width
 
     def __init__(self, orig_sr: int, new_sr: int = SAMPLE_RATE):
-        if orig_sr <= 0 or new_sr <= 0:
+        check_source_rate(orig_sr, "streamed source")
+        if new_sr <= 0:
             raise ValueError(f"sample rates must be positive, got {orig_sr} -> {new_sr}")
         g = math.gcd(orig_sr, new_sr)
         self.orig, self.new = orig_sr, new_sr

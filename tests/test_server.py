@@ -232,6 +232,7 @@ START_F32 = json.dumps({"type": "start", "sample_rate": 16000, "format": "f32le"
     ([START_F32, np.full(160, 12345.0, dtype="<f4").tobytes()], "bad_frame"),  # int16 values sent as float
     ([START_F32, np.full(160, np.nan, dtype="<f4").tobytes()], "bad_frame"),
     ([json.dumps({"type": "start", "sample_rate": 0, "format": "s16le"})], "bad_start"),
+    ([json.dumps({"type": "start", "sample_rate": 1, "format": "s16le"})], "bad_start"),  # would take the memory
     ([json.dumps({"type": "start", "sample_rate": 10_000_000, "format": "s16le"})], "bad_start"),
     ([json.dumps({"type": "start", "sample_rate": 16000, "format": "mp3"})], "bad_start"),
     ([START, START], "already_started"),

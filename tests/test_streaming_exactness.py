@@ -51,9 +51,22 @@ def test_streaming_resampler_equals_whole_signal_resampling(sr):
     assert held < 4000 + 4 * r.half + 2 * r.a  # bounded: one chunk + kernel, not the whole signal
 
 
-def test_streaming_resampler_rejects_bad_rates():
-    with pytest.raises(ValueError, match="positive"):
-        features.StreamingResampler(0)
+@pytest.mark.parametrize("sr", [0, 1, 4000, 7999, 384_001])
+def test_streaming_resampler_rejects_rates_outside_the_source_range(sr):
+    """At 1 Hz one 10 kB frame used to become 80 million samples (1.3 GB) before any limit looked."""
+    with pytest.raises(features.AudioError, match=f"sample rate {sr} Hz is outside 8000..384000"):
+        features.StreamingResampler(sr)
+
+
+def test_a_file_at_a_rate_outside_the_source_range_is_refused_by_name(tmp_path):
+    import soundfile as sf
+
+    path = tmp_path / "low.wav"
+    sf.write(str(path), np.zeros(4000, dtype=np.float32), 4000)
+    with pytest.raises(features.AudioError, match=f"{path}: sample rate 4000 Hz is outside"):
+        features.read_audio(path, expected_sr=None)
+    sf.write(str(path), np.zeros(8000, dtype=np.float32), 8000)
+    assert features.read_audio(path, expected_sr=None).size == 8000
 
 
 @pytest.mark.parametrize(

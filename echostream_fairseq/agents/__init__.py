@@ -6,7 +6,7 @@
 
 ``EchoStreamS2STAgent`` writes speech, ``EchoStreamS2TTAgent`` translated words and
 ``EchoStreamASRAgent`` the streaming transcript. The input sample rate is read from the source
-(any rate is resampled to 16 kHz). With ``--output``, the S2ST and S2TT agents also write the
+(any rate from 8 to 384 kHz is resampled to 16 kHz). With ``--output``, the S2ST and S2TT agents also write the
 transcript and translation of every instance to ``{output}/echostream_text.tsv``.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The file is streamed through the engine in --segment-ms pieces as if it were live; the
 transcript and the translation are printed as they grow (with the source time at which each
 piece appeared), then the latency figures, and the translated speech is written to OUT.wav.
-Any sample rate and channel count soundfile reads; the source is resampled to 16 kHz.
+Any sample rate from 8 to 384 kHz and any channel count soundfile reads; the source is resampled to 16 kHz.
 By default the shipped model (assets/) is used.
 """
 import argparse
@@ -122,7 +122,7 @@ def show(res, wav, segment_ms, policy, out_wav: Path = None, indent: str = "  ")
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-translate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", type=Path, help="source speech (any sample rate; resampled to 16 kHz)")
+    p.add_argument("input", type=Path, help="source speech (8 to 384 kHz, any channels; resampled to 16 kHz)")
     p.add_argument("output", type=Path, help="where the translated speech goes (16-bit wav)")
     add_model_args(p)
     from ..config import parse_args

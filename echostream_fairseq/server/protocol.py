@@ -6,14 +6,14 @@ from typing import List, Optional, Sequence
 
 FORMATS = {"s16le": 2, "f32le": 4}  # bytes per sample
 OUTPUTS = ("asr", "translation", "speech")
-MAX_SAMPLE_RATE = 384_000
+from ..features import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 
 PROTOCOL = {
     "endpoint": "/ws",
     "client_to_server": {
         "start": {
             "type": "start",
-            "sample_rate": "int, Hz of the PCM you send (1..384000); resampled to 16 kHz by the server",
+            "sample_rate": f"int, Hz of the PCM you send ({MIN_SOURCE_RATE}..{MAX_SOURCE_RATE}); resampled to 16 kHz by the server",
             "format": "'s16le' (little-endian int16) or 'f32le' (little-endian float32 in [-1, 1])",
             "channels": "int, interleaved channels (averaged to mono); default 1",
             "segment_ms": "int, source per engine step (latency/cost trade-off); default 320",
@@ -103,8 +103,8 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
         return v
 
     sr = field("sample_rate", int)
-    if not 1 <= sr <= MAX_SAMPLE_RATE:
-        raise ProtocolError("bad_start", f"sample_rate {sr} is outside 1..{MAX_SAMPLE_RATE} Hz")
+    if not MIN_SOURCE_RATE <= sr <= MAX_SOURCE_RATE:
+        raise ProtocolError("bad_start", f"sample_rate {sr} is outside {MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz")
     fmt = field("format", str, "s16le")
     if fmt not in FORMATS:
         raise ProtocolError("bad_start", f"format {_shown(fmt)} is not one of {sorted(FORMATS)}")
