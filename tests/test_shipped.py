@@ -112,6 +112,13 @@ def test_translate_cli_takes_any_rate_and_channels(tmp_path):
     assert sr == 16000 and np.abs(out).max() > 0.05
 
 
+def test_translate_cli_on_silence_says_nothing_and_says_so(tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.zeros(32000, dtype=np.float32), 16000)
+    p = run([cli("echostream-translate"), tmp_path / "quiet.wav", tmp_path / "out.wav"])
+    assert "latency (plain): none (no output)" in p.stdout and "nan" not in p.stdout
+    assert sf.read(tmp_path / "out.wav")[0].size == 0
+
+
 def test_translate_cli_names_a_bad_input(tmp_path):
     bad = tmp_path / "notes.wav"
     bad.write_text("not audio")

@@ -7,6 +7,7 @@ Any sample rate from 8 to 384 kHz and any channel count soundfile reads; the sou
 By default the shipped model (assets/) is used.
 """
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -112,6 +113,9 @@ def show(res, wav, segment_ms, policy, out_wav: Path = None, indent: str = "  ")
     for ca in (False, True):
         lat = r.latency(computation_aware=ca)
         name = "computation-aware" if ca else "plain"
+        if all(math.isnan(lat[k]) for k in ("AL", "StartOffset", "EndOffset")):
+            print(f"{indent}latency ({name}): none (no output)")
+            continue
         print(f"{indent}latency ({name}): AL {lat['AL']:.0f} ms, StartOffset {lat['StartOffset']:.0f} ms, EndOffset {lat['EndOffset']:.0f} ms")
     if out_wav is not None and res.vocoder is not None:
         out_wav.parent.mkdir(parents=True, exist_ok=True)
