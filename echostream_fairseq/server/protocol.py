@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from ..features import MAX_SOURCE_RATE, MIN_SOURCE_RATE, AudioError, check_samples, check_source_rate
+
 FORMATS = {"s16le": 2, "f32le": 4}  # bytes per sample
 OUTPUTS = ("asr", "translation", "speech")
-from ..features import MAX_SOURCE_RATE, MIN_SOURCE_RATE
 
 PROTOCOL = {
     "endpoint": "/ws",
@@ -103,8 +104,10 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
         return v
 
     sr = field("sample_rate", int)
-    if not MIN_SOURCE_RATE <= sr <= MAX_SOURCE_RATE:
-        raise ProtocolError("bad_start", f"sample_rate {sr} is outside {MIN_SOURCE_RATE}..{MAX_SOURCE_RATE} Hz")
+    try:
+        check_source_rate(sr, "'sample_rate'")
+    except AudioError as e:
+        raise ProtocolError("bad_start", str(e)) from None
     fmt = field("format", str, "s16le")
     if fmt not in FORMATS:
         raise ProtocolError("bad_start", f"format {_shown(fmt)} is not one of {sorted(FORMATS)}")
@@ -126,8 +129,6 @@ def parse_start(msg: dict, default_segment_ms: int, max_segment_ms: int, pairs: 
 def decode_frame(data: bytes, start: Optional[Start]):
     """PCM bytes -> float32 mono samples at the declared rate."""
     import numpy as np
-
-    from ..features import AudioError, check_samples
 
     if start is None:
         raise ProtocolError("not_started", "binary frame before 'start'")
