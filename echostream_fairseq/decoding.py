@@ -37,7 +37,9 @@ def unit_ids(unit_dict, indices: Sequence[int]) -> List[int]:
 # Output is bounded by input: the number of target tokens has a ceiling set by the source length,
 # and a word (or phrase) is never said more than MAX_REPEATS times in a row.
 MAX_REPEATS = 2  # "very very" is language; a third copy in a row is a decoding loop
-MAX_REPEAT_NGRAM = 4  # longest phrase (in tokens) whose immediate repetition is checked
+# longest phrase (in tokens) whose immediate repetition is checked: a clause looping, e.g. "old
+# police officer olice officer" (11 pieces) said over and over by a model that lost its place
+MAX_REPEAT_NGRAM = 32
 
 
 def max_target_tokens(source_seconds: float, tokens_per_second: float, extra: int) -> int:

@@ -38,6 +38,28 @@ def test_a_third_copy_in_a_row_is_blocked():
     assert repeat_blocked([1, 0, 1], WS) == []  # not in a row
 
 
+def test_a_long_clause_looping_is_stopped_at_its_third_copy():
+    # measured on ko-en test 00043: the model said this 11-piece clause over and over to the
+    # length bound; a phrase of up to MAX_REPEAT_NGRAM pieces gets no third copy
+    from pathlib import Path
+
+    import sentencepiece as spm
+
+    from echostream_fairseq.decoding import MAX_REPEAT_NGRAM
+
+    sp = spm.SentencePieceProcessor(model_file=str(Path(__file__).parents[1] / "assets/model/spm_tgt.model"))
+    ws = [sp.id_to_piece(i).startswith("\u2581") for i in range(sp.get_piece_size())]
+    head = sp.encode("the happy police officer looks for the")
+    clause = sp.encode("old police officer olice officer")
+    assert 4 < len(clause) <= MAX_REPEAT_NGRAM
+    assert repeat_blocked(head + clause, ws) == []
+    assert repeat_blocked(head + clause * 2, ws) == [clause[0]]
+    # the loop read from any word inside it is a phrase said twice too: "police officer olice
+    # officer old" gets no third copy either
+    assert repeat_blocked(head + clause * 2 + clause[:3], ws) == [clause[3]]
+    assert repeat_blocked(head + clause + sp.encode("looked for the old police officer"), ws) == []
+
+
 def test_a_second_copy_needs_the_ctc_translation_to_say_it_too():
     # 'girl' then 'girl' again: blocked unless the CTC translation says 'girl girl' itself
     assert unsupported_repeats([0, 1], WS, ctc_tokens=[0, 1, 4]) == [1]
