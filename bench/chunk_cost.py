@@ -160,7 +160,7 @@ def main(argv=None):
 
     print(f"per-chunk wall time of {CHUNK_MS} ms chunks (ours: mean of {args.window} chunks; prefix: median of {args.repeats}), "
           f"{args.threads} threads, {args.checkpoint}, sentence boundaries: "
-          + ("off" if args.no_boundaries else f"learned (delay {args.punct_delay}) and {args.pause_ms:g} ms pauses, "
+          + ("off" if args.no_boundaries else f"learned (delay {policy.punct_delay}) and {'no' if policy.pause_ms is None else f'{policy.pause_ms:g} ms'} pauses, "
              f"{session.count.sentences} closed"))
     print(f"{'position':>9} | {'encoder ours':>12} | {'encoder prefix':>14} | {'engine ours':>11} | {'prefix baseline':>15} | tokens committed")
     for s, e, be, g, b, n in rows:

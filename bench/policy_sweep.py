@@ -39,28 +39,38 @@ def main(argv=None):
     p.add_argument("--strides", type=int, nargs="+", default=[1])
     p.add_argument("--whole-word", choices=["both", "yes", "no"], default="both", help="whole-word settings to run")
     p.add_argument("--min-gain", type=float, default=1.0, help="BLEU per 100 ms of AL worth paying (default 1.0)")
+    p.add_argument("--target-ratio", type=float, default=0.9,
+                   help="also name the lowest-latency setting whose BLEU reaches this share of the offline BLEU "
+                        "(the same engine deciding at the end of each utterance; default 0.9)")
+    p.add_argument("--write-policy", type=Path, metavar="FILE",
+                   help="write the pick as a model policy file (PolicyConfig.MODEL_FILE; echostream-export-assets --policy "
+                        "ships it): the lowest-latency setting within --target-ratio of offline, else the knee")
     args = p.parse_args(argv)
 
     res = load_resources(args.checkpoint, args.data_dir, vocoder=False)
     rows = read_list(args.list)[: args.limit]
     wavs = [features.read_audio(args.list.parent / r["src_audio"]) for r in rows]
     refs = [r["tgt_text"] for r in rows]
-    table = []
-    for lag, stride, whole in itertools.product(args.lags, args.strides, WHOLE[args.whole_word]):
-        pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole)
+    def run(pol, desc):
         hyps, al, so = [], [], []
-        for w in tqdm(wavs, desc=f"k={lag} n={stride} whole_word={whole}", leave=False):
+        for w in tqdm(wavs, desc=desc, leave=False):
             r = replay(res, w, args.segment_ms, pol, speech=False)
             lat = r.latency()
             hyps.append(r.translation)
             al.append(lat["AL"])
             so.append(lat["StartOffset"])
-        table.append((lag, stride, whole, bleu(hyps, refs), invented_repeats(hyps, refs), float(np.nanmean(al)),
-                      float(np.nanmean(so))))
+        return bleu(hyps, refs), invented_repeats(hyps, refs), float(np.nanmean(al)), float(np.nanmean(so))
+
+    offline = run(PolicyConfig(wait_until_end=True), "offline")
+    table = []
+    for lag, stride, whole in itertools.product(args.lags, args.strides, WHOLE[args.whole_word]):
+        pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole)
+        table.append((lag, stride, whole) + run(pol, f"k={lag} n={stride} whole_word={whole}"))
     print(f"{len(rows)} utterances of {args.list}, {args.segment_ms:g} ms segments\n")
     print("| lag k | stride n | whole-word | BLEU | repeats /100 w | AL ms | StartOffset ms |\n|---|---|---|---|---|---|---|")
     for lag, stride, whole, b, rep, a, s in table:
-        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} | {rep:.2f} | {a:.0f} | {s:.0f} |")
+        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} ({b / max(offline[0], 1e-9):.2f} x) | {rep:.2f} | {a:.0f} | {s:.0f} |")
+    print(f"| offline (decided at the end) | | | {offline[0]:.1f} | {offline[1]:.2f} | {offline[2]:.0f} | {offline[3]:.0f} |")
     # the knee: walking up the AL axis, stop where the next setting buys < --min-gain BLEU per 100 ms
     rows = sorted(table, key=lambda t: (t[5], not t[2]))
     pick = rows[0]
@@ -71,6 +81,23 @@ def main(argv=None):
             break
         pick = nxt
     print(f"\nknee (each further step buys < {args.min_gain} BLEU per 100 ms AL): lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")
+    near = [t for t in rows if t[3] >= args.target_ratio * offline[0]]
+    if near:
+        print(f"lowest AL within {args.target_ratio:g} x offline BLEU ({offline[0]:.1f}): lag_k={near[0][0]} stride_n={near[0][1]} "
+              f"whole_word={near[0][2]} (BLEU {near[0][3]:.1f}, AL {near[0][5]:.0f} ms)")
+    else:
+        print(f"no setting reaches {args.target_ratio:g} x offline BLEU ({offline[0]:.1f})")
+    if args.write_policy:
+        chosen = near[0] if near else pick
+        lines = [f"# the streaming policy of this model, measured by bench/policy_sweep.py on {len(refs)} utterances of",
+                 f"# {args.list} ({args.segment_ms:g} ms segments; offline BLEU {offline[0]:.1f}): "
+                 + (f"the lowest AL within {args.target_ratio:g} x offline" if near else "the knee (none within "
+                    f"{args.target_ratio:g} x offline)")]
+        lines += [f"#   lag_k {t[0]} stride_n {t[1]} whole_word {t[2]}: BLEU {t[3]:.1f}, AL {t[5]:.0f} ms" for t in table]
+        lines += ["policy:", f"  lag_k: {chosen[0]}", f"  stride_n: {chosen[1]}", f"  whole_word: {str(chosen[2]).lower()}"]
+        args.write_policy.parent.mkdir(parents=True, exist_ok=True)
+        args.write_policy.write_text("\n".join(lines) + "\n")
+        print(f"wrote {args.write_policy}")
 
 if __name__ == "__main__":
     main()

@@ -79,7 +79,7 @@ def load_yaml(path: Path):
     import yaml
 
     if not path.is_file():
-        raise ConfigError(f"--config {path}: no such file")
+        raise ConfigError(f"{path}: no such file")
     try:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -109,8 +109,8 @@ def read_config(path: Path, p: argparse.ArgumentParser, sections=SECTIONS) -> Di
             if key in OFF_FLAGS and value is None and OFF_FLAGS[key] in actions:
                 values[OFF_FLAGS[key]] = True
             elif key in actions:
-                if value is None and actions[key].default is None:
-                    values[key] = None
+                if value is None and actions[key].default is None and actions[key].type in (None, str, Path):
+                    values[key] = None  # an optional path or name left unset
                 else:
                     values[key] = _convert(path, name, value, actions[key])
                 if key in OFF_FLAGS and OFF_FLAGS[key] in actions:

@@ -64,14 +64,24 @@ def test_s2st_agent_writes_scores_and_wavs(trained_micro, micro_data, sources, t
         assert len(text) == 4 and all(len(l.split("\t")) == 3 for l in text)
 
 
-def test_s2tt_and_asr_agents(trained_micro, micro_data, sources, tmp_path):
+def _delays(out):
+    return [json.loads(l)["delays"] for l in (out / "instances.log").read_text().splitlines()]
+
+
+def test_s2tt_and_asr_agents(trained_micro, micro_data, data_copy, sources, tmp_path):
     out = tmp_path / "s2tt"
     _simuleval("EchoStreamS2TTAgent", trained_micro, micro_data, sources, out, "--latency-metrics", *LATENCY, "--quality-metrics", "BLEU")
     scores = _scores(out)
     assert "BLEU" in scores and scores["AL"] > 0
     preds = [json.loads(l)["prediction"] for l in (out / "instances.log").read_text().splitlines()]
     assert len(preds) == 3 and all(p.strip() for p in preds)
+    # a policy.yaml in --data-dir replaces the flags' defaults: lag 4 there waits longer than lag 1
+    (data_copy / "policy.yaml").write_text("policy:\n  lag_k: 4\n")
+    _simuleval("EchoStreamS2TTAgent", trained_micro, data_copy, sources, tmp_path / "lag4", "--latency-metrics", "AL",
+               "--quality-metrics", "BLEU")
+    assert _delays(tmp_path / "lag4") != _delays(out) and _scores(tmp_path / "lag4")["AL"] >= scores["AL"]
     out = tmp_path / "asr"
     _simuleval("EchoStreamASRAgent", trained_micro, micro_data, sources, out, "--latency-metrics", "AL",
                "--quality-metrics", "WER", target="src_text.txt")
     assert "WER" in _scores(out)
+

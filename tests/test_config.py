@@ -30,14 +30,21 @@ def test_the_file_sets_defaults_and_flags_override_it(tmp_path):
     assert (args.lag_k, args.no_whole_word, args.no_pause, args.punct_delay, args.max_sessions, args.max_batch) == (2, True, True, 3, 7, 1)
     args, _ = _parse(tmp_path, text, "--lag-k", "4", "--max-sessions", "2")
     assert (args.lag_k, args.max_sessions, args.no_pause) == (4, 2, True)  # flags win, the rest stays the file's
-    assert parse_args(build_parser(), []).lag_k == 1  # no file: the flags' defaults
+    assert parse_args(build_parser(), []).lag_k is None  # no file: not given (PolicyConfig fills in the default)
 
 
 def test_the_shipped_config_holds_the_defaults():
-    with_file = vars(parse_args(build_parser(), ["--config", str(SHIPPED)]))
-    without = vars(parse_args(build_parser(), []))
-    differ = {k for k in without if with_file[k] != without[k]} - {"config", "config_values", "assets"}
+    from echostream_fairseq.streaming.policy import PolicyConfig
+
+    with_file = parse_args(build_parser(), ["--config", str(SHIPPED)])
+    without = parse_args(build_parser(), [])
+    # the policy flags parse to None ("not given"); the file's values are what they default to
+    assert PolicyConfig.from_args(with_file, True) == PolicyConfig.from_args(without, True)
+    policy = {d for dests in PolicyConfig._SETTINGS.values() for d in dests} | {"config", "config_values", "assets"}
+    differ = {k for k in vars(without) if getattr(with_file, k) != getattr(without, k)} - policy
     assert differ == set(), differ
+    # gating is the model's own (its folder's policy.yaml): the shipped file does not override it
+    assert not {"lag_k", "stride_n", "no_whole_word"} & set(with_file.config_values)
 
 
 def test_an_unknown_key_names_the_file_the_key_and_the_allowed_ones(tmp_path, capsys):
@@ -88,9 +95,9 @@ def test_serve_runs_from_the_shipped_config_and_shows_the_effective_values(tmp_p
 def test_translate_reads_the_model_and_policy_sections(tmp_path):
     """echostream-translate takes the same file (its server section is the server's)."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(SHIPPED.read_text().replace("lag_k: 1", "lag_k: nope"))
+    cfg.write_text(SHIPPED.read_text().replace("silence_db: -45.0", "silence_db: nope"))
     r = subprocess.run([cli("echostream-translate"), "in.wav", "out.wav", "--config", cfg], capture_output=True, text=True)
-    assert r.returncode == 2 and "policy.lag_k: expected an integer, got 'nope'" in r.stderr
+    assert r.returncode == 2 and "policy.silence_db: expected a number, got 'nope'" in r.stderr
 
 
 def _train(*args):
@@ -137,3 +144,34 @@ def test_echostream_train_trains_from_the_mini_config(micro_data, tmp_path):
     more = _train("--config", REPO / "configs" / "train_mini.yaml", micro_data, "--config-yaml", "config.yaml",
                   "--max-update", "2", "--save-dir", tmp_path / "ckpt", "--disable-validation", "--no-epoch-checkpoints")
     assert more.returncode == 0 and trained_updates(tmp_path / "ckpt") == 2, more.stderr[-3000:]
+
+
+def test_a_model_folders_policy_sits_between_the_defaults_and_the_config(tmp_path):
+    """class defaults < the model folder's policy.yaml < --config < flags, setting by setting."""
+    from echostream_fairseq.config import ConfigError
+    from echostream_fairseq.streaming.policy import PolicyConfig
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / PolicyConfig.MODEL_FILE).write_text("policy:\n  lag_k: 3\n  whole_word: false\n  pause_ms: null\n")
+
+    def policy(text="", *flags, model_dir=model):
+        return PolicyConfig.from_args(_parse(tmp_path, text, *flags)[0], True, model_dir)
+
+    p = policy()
+    assert (p.lag_k, p.whole_word, p.pause_ms, p.punct_delay) == (3, False, None, PolicyConfig.FLAG_PUNCT_DELAY)
+    assert policy(model_dir=None).lag_k == PolicyConfig.lag_k and policy(model_dir=tmp_path / "none").lag_k == 1
+    p = policy("policy:\n  lag_k: 2\n  pause_ms: 700\n")
+    assert (p.lag_k, p.whole_word, p.pause_ms) == (2, False, 700)  # the config file wins where it speaks
+    p = policy("policy:\n  lag_k: 2\n", "--lag-k", "0", "--pause-ms", "500")
+    assert (p.lag_k, p.pause_ms) == (0, 500)  # flags win over both (--pause-ms over the model's 'off')
+    assert policy("", "--no-pause").pause_ms is None and policy("", "--no-whole-word").whole_word is False
+    (model / PolicyConfig.MODEL_FILE).write_text("policy:\n  lag: 3\n")
+    with pytest.raises(ConfigError, match=r"model/policy.yaml: unknown key 'policy.lag'; did you mean lag_k"):
+        policy()
+    (model / PolicyConfig.MODEL_FILE).write_text("server:\n  max_sessions: 2\n")
+    with pytest.raises(ConfigError, match=r"model/policy.yaml: a model's policy file holds one section"):
+        policy()
+    (model / PolicyConfig.MODEL_FILE).write_text("policy:\n  lag_k: null\n")
+    with pytest.raises(ConfigError, match=r"policy.lag_k: expected an integer, got None"):
+        policy()

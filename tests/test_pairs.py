@@ -25,6 +25,11 @@ def test_config_lists_the_pairs(served_pairs):
     assert list(cfg["pairs"]) == [*assets.shipped_pairs(assets.REPO_ASSETS), "xx-en"] and cfg["default_pair"] == "es-en"
     assert cfg["pairs"]["es-en"]["source_language"] == "Spanish" and cfg["pairs"]["es-en"]["policy"]["punct_delay"] == 2
     assert cfg["pairs"]["xx-en"]["policy"]["punct_delay"] is None  # no punctuation model for that one
+    from echostream_fairseq.streaming.policy import PolicyConfig
+
+    for name, root in assets.shipped_pairs(assets.REPO_ASSETS).items():  # each pair's own gating (its policy.yaml)
+        own = PolicyConfig.read_model_file(root / "model")
+        assert cfg["pairs"][name]["policy"]["lag_k"] == own.get("lag_k", PolicyConfig.lag_k), name
     assert get(base + "/examples?pair=es-en")["pair"] == "es-en"
 
 

@@ -54,7 +54,7 @@ class _EchoStreamAgent:
     def _setup(self, args):
         self.res = load_resources(args.checkpoint, args.data_dir, args.config_yaml, args.multitask_config_yaml, vocoder=self.speech_output,
                                   punct_model=args.punct_model, device=getattr(args, "device", "cpu"))  # SimulEval's --device
-        self.policy_cfg = PolicyConfig.from_args(args, punct_model=args.punct_model is not None)
+        self.policy_cfg = PolicyConfig.from_args(args, punct_model=args.punct_model is not None, model_dir=args.data_dir)
         self.output_dir = getattr(args, "output", None)
         self.instance = 0
         if self.output_dir:

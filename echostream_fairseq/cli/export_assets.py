@@ -31,6 +31,9 @@ def main(argv=None):
     p.add_argument("--examples-list", type=Path, help="corpus list to take example source wavs from (held-out test set)")
     p.add_argument("--num-examples", type=int, default=5)
     p.add_argument("--punct", type=Path, help="punctuation / sentence-boundary model (echostream-train-punct) -> model/punct.pt")
+    p.add_argument("--policy", type=Path, metavar="FILE",
+                   help="the model's streaming policy (bench/policy_sweep.py --write-policy) -> model/policy.yaml: "
+                        "it replaces the policy flags' defaults for this model; --config and flags override it")
     p.add_argument("--longform", type=Path, help="long-form test streams (echostream-make-longform output) -> longform/")
     p.add_argument("--built-by", action="append", default=[], help="a command that produced the inputs (repeatable; recorded in BUILD.md)")
     p.add_argument("--out", type=Path, default=Path("assets"))
@@ -57,6 +60,7 @@ def main(argv=None):
     for f in (args.checkpoint, args.vocoder, args.kmeans, args.examples_list) + ((args.punct,) if args.punct else ()):
         if not f.is_file():
             p.error(f"not found: {f}")
+    _check_policy(args, p)
     if args.longform and not (args.longform / "sentences.tsv").is_file():
         p.error(f"{args.longform}: no sentences.tsv (make it with echostream-make-longform)")
     voc_cfg = args.vocoder_config or args.vocoder.parent / "config.json"
@@ -67,6 +71,7 @@ def main(argv=None):
     assets.export_vocoder(args.vocoder, voc_cfg, tmp / "model" / "vocoder")
     assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir="vocoder", fp16=args.model_fp16)
     _copy_punct(args, tmp / "model")
+    _copy_policy(args, tmp / "model")
     if args.longform:
         shutil.copytree(args.longform, tmp / "longform")
     (tmp / "units").mkdir(parents=True)
@@ -123,6 +128,25 @@ def _write_examples(args, picked, ex: Path) -> None:
               [[r["id"], f"{r['id']}.wav", r["src_text"], r["tgt_text"]] for r in picked])
 
 
+def _check_policy(args, p) -> None:
+    """--policy must be a model policy file (before anything is written)."""
+    if args.policy:
+        from ..config import ConfigError
+        from ..streaming.policy import PolicyConfig
+
+        try:
+            PolicyConfig.read_file(args.policy)
+        except ConfigError as e:
+            p.error(f"--policy: {e}")
+
+
+def _copy_policy(args, model_dir: Path) -> None:
+    if args.policy:
+        from ..streaming.policy import PolicyConfig
+
+        shutil.copyfile(args.policy, model_dir / PolicyConfig.MODEL_FILE)
+
+
 def _copy_punct(args, model_dir: Path) -> None:
     if args.punct:
         from fairseq.data import Dictionary
@@ -157,6 +181,7 @@ def export_pair(args, p, argv) -> int:
     for f in (args.checkpoint,) + ((args.punct,) if args.punct else ()):
         if not f.is_file():
             p.error(f"not found: {f}")
+    _check_policy(args, p)
     if args.vocoder or args.kmeans or args.longform:
         p.error("--pair-of shares the vocoder and quantiser of its assets folder: no --vocoder, --kmeans or --longform")
     picked = _pick_examples(args, p)
@@ -178,6 +203,7 @@ def export_pair(args, p, argv) -> int:
     shared = "../../../model/vocoder"
     assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=shared, fp16=args.model_fp16)
     _copy_punct(args, tmp / "model")
+    _copy_policy(args, tmp / "model")
     _write_examples(args, picked, tmp / "examples")
     (tmp / "BUILD.md").write_text("\n".join([f"# How the {pair} pair was built", "", *_build_lines(args, argv)]))
     size = (assets.total_size(root) - (assets.total_size(dest) if dest.exists() else 0)) / 2**20  # tmp is under root

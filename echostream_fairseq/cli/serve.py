@@ -119,7 +119,11 @@ def main(argv=None):
             if not Path(path).exists():
                 p.error(f"--add-pair {name}: no such file or folder: {path}")
         res = load_resources(ckpt, data, device=args.device)
-        pairs.append(Pair(name, res, PolicyConfig.from_args(args, punct_model=res.punct is not None), [], {"checkpoint": str(ckpt)}))
+        try:
+            policy = PolicyConfig.from_args(args, punct_model=res.punct is not None, model_dir=data)
+        except ValueError as e:
+            p.error(str(e))
+        pairs.append(Pair(name, res, policy, [], {"checkpoint": str(ckpt)}))
     describe = {"device": str(pairs[0].res.device), "config": str(args.config) if args.config else None}
     app = create_app(pairs, limits, describe, Access(tuple(args.allow_origin), args.token or None))
     logging.getLogger("echostream_fairseq").setLevel(args.log_level.upper())

@@ -75,16 +75,18 @@ def load(args, p: argparse.ArgumentParser, root=None):
         if args.pair:
             p.error("--pair picks a shipped pair; it does not go with --checkpoint")
         pm = args.punct if learned else None
+        model_dir = args.data_dir
         res = load_resources(args.checkpoint, args.data_dir, punct_model=pm, device=args.device, **voc)
     else:
         root = root or pair_root(args, p)
         pm = (args.punct or root / "model" / "punct.pt") if learned else None
         if args.punct is None and pm is not None and not pm.is_file():
             pm = None  # this pair ships no punctuation model: no learned boundaries (logged by PolicyConfig)
-        res = load_resources(root / "model" / "checkpoint.pt", root / "model", punct_model=pm, device=args.device, **voc)
-    try:
-        policy = PolicyConfig.from_args(args, punct_model=pm is not None)
-    except ValueError as e:
+        model_dir = root / "model"
+        res = load_resources(model_dir / "checkpoint.pt", model_dir, punct_model=pm, device=args.device, **voc)
+    try:  # the model folder's policy file (PolicyConfig.MODEL_FILE), overridden by --config and flags
+        policy = PolicyConfig.from_args(args, punct_model=pm is not None, model_dir=model_dir)
+    except ValueError as e:  # ConfigError too
         p.error(str(e))
     return res, policy
 
@@ -143,6 +145,7 @@ def main(argv=None):
     if res.vocoder is None:
         p.error("the model's data config names no vocoder: no speech output")
     print(f"{args.input}: {len(wav) / 16000:.2f} s, {args.segment_ms:g} ms segments")
+    print("policy: " + " ".join(f"{k}={v}" for k, v in vars(policy).items()))
     show(res, wav, args.segment_ms, policy, args.output)
 
 

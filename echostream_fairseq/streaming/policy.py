@@ -47,44 +47,90 @@ class PolicyConfig:
     # unless told otherwise (the fields' own defaults above are the plain one-sentence engine).
     FLAG_PAUSE_MS = 600.0
     FLAG_PUNCT_DELAY = 2
+    # A model folder (a shipped pair's model/, a --data-dir) may hold the policy measured best for
+    # that model, as a config file's ``policy:`` section (bench/policy_sweep.py --write-policy):
+    # it replaces the flags' defaults; a --config file and flags on the command line override it.
+    MODEL_FILE = "policy.yaml"
 
     @classmethod
     def add_args(cls, parser) -> None:
-        """The policy flags: the one definition for the agents, the CLIs, the server and the benches."""
+        """The policy flags: the one definition for the agents, the CLIs, the server and the benches.
+        Their parsed defaults are None ("not given"): :meth:`from_args` fills in the model folder's
+        policy file, then the defaults named in the help."""
         g = parser.add_argument_group("streaming policy")
-        g.add_argument("--lag-k", type=int, default=cls.lag_k,
-                       help=f"CTC gating: target tokens held back behind the ST-CTC count (default {cls.lag_k})")
-        g.add_argument("--stride-n", type=int, default=cls.stride_n, help=f"CTC gating stride (default {cls.stride_n})")
-        g.add_argument("--no-whole-word", action="store_true", help="emit subwords as soon as they are committed")
-        g.add_argument("--vocoder-context-frames", type=int, default=cls.vocoder_context_frames,
-                       help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default "
-                            f"{cls.vocoder_context_frames})")
-        g.add_argument("--no-vocoder-flush", action="store_true",
+        model = f"the model folder's {cls.MODEL_FILE} or "
+        g.add_argument("--lag-k", type=int,
+                       help=f"CTC gating: target tokens held back behind the ST-CTC count (default: {model}{cls.lag_k})")
+        g.add_argument("--stride-n", type=int, help=f"CTC gating stride (default: {model}{cls.stride_n})")
+        g.add_argument("--no-whole-word", action="store_true", default=None, help="emit subwords as soon as they are committed")
+        g.add_argument("--vocoder-context-frames", type=int,
+                       help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default: "
+                            f"{model}{cls.vocoder_context_frames})")
+        g.add_argument("--no-vocoder-flush", action="store_true", default=None,
                        help="hold back the speech of each emission's last units until the units after them are known "
                             "(closer to the offline vocoder; the word's tail comes with the next emission)")
-        g.add_argument("--pause-ms", type=float, default=cls.FLAG_PAUSE_MS,
-                       help=f"close a sentence after this much silence and reset its state (default {cls.FLAG_PAUSE_MS:g})")
-        g.add_argument("--no-pause", action="store_true", help="no sentence boundaries at pauses")
-        g.add_argument("--silence-db", type=float, default=cls.silence_db,
-                       help=f"RMS level (dBFS) under which 10 ms count as silence (default {cls.silence_db:g})")
-        g.add_argument("--punct-delay", type=int, default=cls.FLAG_PUNCT_DELAY,
+        g.add_argument("--pause-ms", type=float,
+                       help=f"close a sentence after this much silence and reset its state (default: {model}{cls.FLAG_PAUSE_MS:g})")
+        g.add_argument("--no-pause", action="store_true", default=None, help="no sentence boundaries at pauses")
+        g.add_argument("--silence-db", type=float,
+                       help=f"RMS level (dBFS) under which 10 ms count as silence (default: {model}{cls.silence_db:g})")
+        g.add_argument("--punct-delay", type=int,
                        help="learned sentence boundaries: look-ahead in ASR tokens of the punctuation model, when one is "
-                            f"loaded; larger finds more boundaries, later (default {cls.FLAG_PUNCT_DELAY})")
-        g.add_argument("--no-punct", action="store_true", help="no learned sentence boundaries")
+                            f"loaded; larger finds more boundaries, later (default: {model}{cls.FLAG_PUNCT_DELAY})")
+        g.add_argument("--no-punct", action="store_true", default=None, help="no learned sentence boundaries")
+
+    # each setting and the flags (argparse dests) that set it: given on the command line or in a
+    # --config file, a setting's flags all come from there; otherwise from the model's file
+    _SETTINGS = {"lag_k": ("lag_k",), "stride_n": ("stride_n",), "whole_word": ("no_whole_word",),
+                 "vocoder_context_frames": ("vocoder_context_frames",), "vocoder_flush": ("no_vocoder_flush",),
+                 "pause_ms": ("pause_ms", "no_pause"), "silence_db": ("silence_db",), "punct_delay": ("punct_delay", "no_punct")}
 
     @classmethod
-    def from_args(cls, args, punct_model: bool) -> "PolicyConfig":
-        """The policy of parsed :meth:`add_args` flags; learned boundaries need ``punct_model``
-        (a punctuation model is loaded), and say so in the log when there is none."""
-        delay = None if args.no_punct else args.punct_delay
+    def read_model_file(cls, model_dir) -> dict:
+        """The flag values (argparse dests) that ``model_dir``'s policy file sets ({} without one)."""
+        from pathlib import Path
+
+        path = Path(model_dir) / cls.MODEL_FILE
+        return cls.read_file(path) if path.is_file() else {}
+
+    @classmethod
+    def read_file(cls, path) -> dict:
+        """The flag values (argparse dests) that a model policy file sets, checked as a --config
+        file's ``policy:`` section; a ConfigError names the file and the key."""
+        import argparse
+        from pathlib import Path
+
+        from ..config import ConfigError, load_yaml, read_config
+
+        path = Path(path)
+        data = load_yaml(path)
+        if not isinstance(data, dict) or set(data) - {"policy"}:
+            raise ConfigError(f"{path}: a model's policy file holds one section, 'policy:' (got {data!r:.80})")
+        p = argparse.ArgumentParser(add_help=False)
+        cls.add_args(p)
+        return read_config(path, p, sections=("policy",))
+
+    @classmethod
+    def from_args(cls, args, punct_model: bool, model_dir=None) -> "PolicyConfig":
+        """The policy of parsed :meth:`add_args` flags over ``model_dir``'s policy file over the
+        flags' defaults; learned boundaries need ``punct_model`` (a punctuation model is loaded),
+        and say so in the log when there is none. A bad model file is a ConfigError naming it."""
+        model = cls.read_model_file(model_dir) if model_dir is not None else {}
+        v = {"lag_k": cls.lag_k, "stride_n": cls.stride_n, "no_whole_word": False, "vocoder_context_frames": cls.vocoder_context_frames,
+             "no_vocoder_flush": False, "pause_ms": cls.FLAG_PAUSE_MS, "no_pause": False, "silence_db": cls.silence_db,
+             "punct_delay": cls.FLAG_PUNCT_DELAY, "no_punct": False}
+        for dests in cls._SETTINGS.values():
+            given = {d: getattr(args, d) for d in dests if getattr(args, d, None) is not None}
+            v.update(given if given else {d: model[d] for d in dests if d in model})
+        delay = None if v["no_punct"] else v["punct_delay"]
         if delay is not None and not punct_model:
             logger.info("no punctuation model loaded: learned sentence boundaries are off")
             delay = None
-        ctx = args.vocoder_context_frames
-        return cls(lag_k=args.lag_k, stride_n=args.stride_n, whole_word=not args.no_whole_word,
+        ctx = v["vocoder_context_frames"]
+        return cls(lag_k=v["lag_k"], stride_n=v["stride_n"], whole_word=not v["no_whole_word"],
                    vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
-                   vocoder_flush=not args.no_vocoder_flush,
-                   pause_ms=None if args.no_pause else args.pause_ms, silence_db=args.silence_db, punct_delay=delay)
+                   vocoder_flush=not v["no_vocoder_flush"],
+                   pause_ms=None if v["no_pause"] else v["pause_ms"], silence_db=v["silence_db"], punct_delay=delay)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole toy es->en recipe, stage by stage; every stage resumes or is skipped when done:
 #   1 data (corpus -> units -> data folder)   2 vocoder   3 model (fairseq-train)
-#   4 export to assets/                        5 offline evaluation (fairseq-generate)
+#   4 policy on dev + export to assets/        5 offline evaluation (fairseq-generate)
 #   6 vocoder resynthesis check                7 SimulEval at several segment sizes
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
@@ -79,6 +79,11 @@ PUNCT=$RUNS/punct$SUFFIX/punct.pt
 SRC=${PAIR%%-*}
 PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.$SRC" --valid-text "$C/dev.$SRC" --spm "$D/spm_src.model"
   --dict "$D/dict_src.txt" --out "$PUNCT" --steps 1500 --threads 1 --no-progress-bar)
+# the model's streaming policy, measured on dev: the lowest lag whose BLEU reaches 0.9 x the same
+# engine's offline BLEU (else the knee of the latency-quality curve); it ships as model/policy.yaml
+POLICY=$RUNS/policy$SUFFIX.yaml
+POLICY_CMD=("$BIN/python" bench/policy_sweep.py --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --list "$C/dev.tsv"
+  --limit 100 --lags 1 2 3 4 5 --whole-word yes --target-ratio 0.9 --write-policy "$POLICY")
 LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --pause-ms 700 1200 --format flac --seed 1"
   "$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --no-pause --format flac --seed 2")
 
@@ -121,7 +126,13 @@ if [ "$VOC_ADAPT_STEPS" -gt 0 ]; then
   ADAPT_BY=(--built-by "${MODEL_UNITS_CMD[*]#$PWD/} --split train|dev --lists $C/{train,dev}.tsv" --built-by "${VOCA_CMD[*]#$PWD/}")
 fi
 TRAINED_BY=(--built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${TRAIN1[*]#$PWD/}" ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"}
-  --built-by "${PUNCT_CMD[*]#$PWD/}")
+  --built-by "${PUNCT_CMD[*]#$PWD/}" --built-by "${POLICY_CMD[*]#$PWD/}" --policy "$POLICY")
+if stage 4; then
+  say "4/8 streaming policy of $CKPT/checkpoint_last.pt on 100 dev utterances -> $POLICY"
+  # (kept while newer than the model)
+  [ "$POLICY" -nt "$CKPT/checkpoint_last.pt" ] && echo "   kept $POLICY" || logged "$RUNS/policy$SUFFIX.log" "${POLICY_CMD[@]}"
+  grep -v "^#" "$POLICY" | sed 's/^/   /'
+fi
 if stage 4 && [ "$PAIR" != es-en ]; then
   say "4/8 export -> $ASSETS/pairs/$PAIR (model $CKPT/checkpoint_last.pt, punctuation $PUNCT; es-en's vocoder)"
   "$BIN/echostream-export-assets" --pair-of "$ASSETS" --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --punct "$PUNCT" \
@@ -163,7 +174,7 @@ fi
 if stage 7; then
   # a resumed stage 7 keeps the runs that finished, but only for the same shipped model, vocoder,
   # data config and code: anything else is measured again
-  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$VD"/*; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
+  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$M"/policy.yaml "$VD"/* 2>/dev/null; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
   if [ "$(cat "$EVAL/measured_with" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$EVAL"/s2tt_* "$EVAL"/s2st_* "$EVAL/uer_stream320.json"
   fi
