@@ -248,19 +248,25 @@ def unit_error_rate(hyp_units: Dict[str, List[int]], ref_units: Dict[str, List[i
 
 
 def streamed_units(checkpoint: Path, data_dir: Path, corpus_list: Path, segment_ms: float = 320, limit: int = 0) -> Dict[str, List[int]]:
-    """Units the streaming engine emits for each source of a corpus list (no speech synthesis)."""
+    """Units the streaming engine emits for each source of a corpus list (no speech synthesis),
+    under the policy the agents run: the flags' defaults, or ``data_dir``'s policy file."""
+    import argparse
+
     from tqdm import tqdm
 
     from .. import features
-    from ..streaming.engine import load_resources
+    from ..streaming.engine import PolicyConfig, load_resources
     from ..streaming.replay import replay
 
     res = load_resources(checkpoint, data_dir, vocoder=False)
+    flags = argparse.ArgumentParser()
+    PolicyConfig.add_args(flags)
+    policy = PolicyConfig.from_args(flags.parse_args([]), punct_model=False, model_dir=data_dir)
     rows = _list_rows(corpus_list)
     rows = rows[:limit] if limit else rows
     out = {}
     for r in tqdm(rows, desc="streaming units", unit="utt"):
-        rp = replay(res, features.read_audio(corpus_list.parent / r["src_audio"]), segment_ms, speech=False)
+        rp = replay(res, features.read_audio(corpus_list.parent / r["src_audio"]), segment_ms, policy, speech=False)
         out[r["id"]] = [u for e in rp.events for u in e.out.units]
     return out
 

@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class PolicyConfig:
-    # lag 1 was measured as the knee on the toy dev set (bench/policy_sweep.py, 320 ms): +15.7 BLEU
-    # over lag 0 for +218 ms AL; every further lag buys < 1 BLEU per 100 ms
+    # the default for a model without a policy file (MODEL_FILE); lag 1 was the knee of an early
+    # toy es-en model (bench/policy_sweep.py, 320 ms): +15.7 BLEU over lag 0 for +218 ms AL
     lag_k: int = 1
     stride_n: int = 1
     whole_word: bool = True
