@@ -259,9 +259,7 @@ def streamed_units(checkpoint: Path, data_dir: Path, corpus_list: Path, segment_
     from ..streaming.replay import replay
 
     res = load_resources(checkpoint, data_dir, vocoder=False)
-    flags = argparse.ArgumentParser()
-    PolicyConfig.add_args(flags)
-    policy = PolicyConfig.from_args(flags.parse_args([]), punct_model=False, model_dir=data_dir)
+    policy = PolicyConfig.from_args(argparse.Namespace(), punct_model=False, model_dir=data_dir)  # no flag given
     rows = _list_rows(corpus_list)
     rows = rows[:limit] if limit else rows
     out = {}

@@ -179,7 +179,8 @@ fi
 if stage 7; then
   # a resumed stage 7 keeps the runs that finished, but only for the same shipped model, vocoder,
   # data config and code: anything else is measured again
-  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" "$M"/policy.yaml "$VD"/* 2>/dev/null; git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
+  stamp=$( { sha256sum "$M/checkpoint.pt" "$M/config.yaml" $([ -f "$M/policy.yaml" ] && echo "$M/policy.yaml") "$VD"/*
+    git rev-parse HEAD 2>/dev/null || true; } | sha256sum | cut -c1-64)
   if [ "$(cat "$EVAL/measured_with" 2>/dev/null)" != "$stamp" ]; then
     rm -rf "$EVAL"/s2tt_* "$EVAL"/s2st_* "$EVAL/uer_stream320.json"
   fi
