@@ -211,3 +211,39 @@ def test_a_second_pair_shares_the_target_sentencepiece_model(corpus, tmp_path):
     with pytest.raises(AssertionError, match="target sentencepiece model not found"):
         run([cli("echostream-prep-s2st"), "--lists", *_lists(corpus)[:2], "--units-dir", corpus / "units", "--num-units", 20,
              "--out", tmp_path / "third", "--tgt-spm", tmp_path / "nope.model"])
+
+
+def test_more_training_data_continues_a_folders_model(corpus, tmp_path):
+    """--continue-from: a folder built from more (here: other) training sentences keeps the first
+    folder's sentencepiece models, dictionaries and CMVN, so the first folder's model reads it as
+    it learned; fitted anew they would differ."""
+    first = tmp_path / "first"
+    prepare_from_lists(_lists(corpus)[:2], corpus / "units", first, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60))
+    more = _copy(corpus, tmp_path)
+    rows = (more / "train.tsv").read_text().splitlines()
+    half = rows[: 1 + (len(rows) - 1) // 2]  # other training sentences: half of the first's
+    (more / "train.tsv").write_text("\n".join(half) + "\n")
+    lists = [more / "train.tsv", more / "dev.tsv"]
+    fresh = tmp_path / "fresh"
+    prepare_from_lists(lists, corpus / "units", fresh, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60))
+    kept = tmp_path / "kept"
+    run([cli("echostream-prep-s2st"), "--lists", *lists, "--units-dir", corpus / "units", "--num-units", 20,
+         "--out", kept, "--continue-from", first])
+    for name in ("spm_src.model", "spm_tgt.model", "dict_src.txt", "dict_tgt.txt", "gcmvn.npz"):
+        assert (kept / name).read_bytes() == (first / name).read_bytes(), name
+    assert any((fresh / n).read_bytes() != (first / n).read_bytes() for n in ("spm_src.model", "gcmvn.npz"))
+    # the same sentence is labelled as in the first folder; the manifest holds the new rows
+    assert (kept / "src_text" / "dev.tsv").read_text() == (first / "src_text" / "dev.tsv").read_text()
+    assert len((kept / "train.tsv").read_text().splitlines()) == len(half)
+    task, _, _, _ = build(kept)
+    task.load_dataset("train")
+    # a folder without what it must keep, or a second target model beside it, is an error naming it
+    with pytest.raises(AssertionError, match="no gcmvn.npz"):
+        (tmp_path / "broken").mkdir()
+        for name in ("spm_src.model", "spm_tgt.model"):
+            shutil.copyfile(first / name, tmp_path / "broken" / name)
+        run([cli("echostream-prep-s2st"), "--lists", *lists, "--units-dir", corpus / "units", "--num-units", 20,
+             "--out", tmp_path / "x", "--continue-from", tmp_path / "broken"])
+    with pytest.raises(AssertionError, match="drop --tgt-spm"):
+        run([cli("echostream-prep-s2st"), "--lists", *lists, "--units-dir", corpus / "units", "--num-units", 20,
+             "--out", tmp_path / "y", "--continue-from", first, "--tgt-spm", first / "spm_tgt.model"])

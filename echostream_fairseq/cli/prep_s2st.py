@@ -24,6 +24,9 @@ def main(argv=None):
     p.add_argument("--tgt-spm", type=Path, metavar="MODEL",
                    help="reuse this target sentencepiece model (another pair's spm_tgt.model) instead of training one: "
                         "pairs with the same target language share the target dictionary")
+    p.add_argument("--continue-from", type=Path, metavar="FOLDER",
+                   help="a data folder whose trained model continues on this one (e.g. on more sentences): keep its "
+                        "source and target sentencepiece models, dictionaries and global CMVN instead of fitting new ones")
     p.add_argument("--asr-weight", type=float, default=1.0, help="loss_weight of source_unigram (ASR-CTC)")
     p.add_argument("--st-weight", type=float, default=1.0, help="loss_weight of ctc_target_unigram (ST-CTC)")
     p.add_argument("--mt-weight", type=float, default=1.0, help="loss_weight of target_unigram (MT)")
@@ -75,7 +78,10 @@ def main(argv=None):
         vocoder_checkpoint=str(args.vocoder_checkpoint.resolve()) if args.vocoder_checkpoint else None,
         vocoder_config=str(args.vocoder_config.resolve()) if args.vocoder_config else None,
         tgt_spm=str(args.tgt_spm) if args.tgt_spm else None,
+        continue_from=str(args.continue_from) if args.continue_from else None,
     )
+    if args.continue_from and args.tgt_spm:
+        p.error("--continue-from keeps that folder's target sentencepiece model: drop --tgt-spm")
     if args.tgt_spm and not args.tgt_spm.is_file():
         p.error(f"--tgt-spm {args.tgt_spm}: target sentencepiece model not found")
     try:

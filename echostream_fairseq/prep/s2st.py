@@ -17,6 +17,7 @@ import csv
 import math
 import os
 import shutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -54,6 +55,10 @@ class PrepOptions:
     # target language then share the target dictionary (and a model can start from another's
     # decoder); None: trained on this folder's target texts
     tgt_spm: Optional[str] = None
+    # an existing data folder whose model this folder's data continues to train (e.g. on more
+    # sentences): its source and target sentencepiece models, dictionaries and global CMVN are
+    # kept, so a checkpoint trained on it reads this folder's inputs and labels the same way
+    continue_from: Optional[str] = None
 
 
 def _write_dictionary(sp: spm.SentencePieceProcessor, dict_path: Path) -> None:
@@ -67,7 +72,7 @@ def _write_dictionary(sp: spm.SentencePieceProcessor, dict_path: Path) -> None:
 def _reuse_spm(model: Path, prefix: Path, dict_path: Path) -> spm.SentencePieceProcessor:
     model = Path(model)
     if not model.is_file():
-        raise FileNotFoundError(f"target sentencepiece model not found: {model}")
+        raise FileNotFoundError(f"sentencepiece model not found: {model}")
     shutil.copyfile(model, str(prefix) + ".model")
     sp = spm.SentencePieceProcessor(model_file=str(prefix) + ".model")
     _write_dictionary(sp, dict_path)
@@ -96,6 +101,15 @@ def _train_spm(texts: Sequence[str], prefix: Path, vocab: int, dict_path: Path) 
     return sp
 
 
+def _warn_unknown_pieces(records: Sequence[Record], sp_src: spm.SentencePieceProcessor, sp_tgt: spm.SentencePieceProcessor) -> None:
+    """Texts that a kept sentencepiece model can only spell with <unk> (characters it never saw)."""
+    for side, sp in (("src_text", sp_src), ("tgt_text", sp_tgt)):
+        unk = [r.id for r in records if sp.unk_id() in sp.encode(getattr(r, side))]
+        if unk:
+            print(f"warning: {len(unk)} {side} of {len(records)} hold characters the kept sentencepiece model "
+                  f"spells as <unk> (first: {unk[0]})", file=sys.stderr)
+
+
 def build_data_folder(
     records: List[Record],
     out: Path,
@@ -108,6 +122,13 @@ def build_data_folder(
     be then; relative paths in manifests and configs are computed against those."""
     out = Path(out)
     final_dir = Path(final_dir or out)
+    base = Path(opts.continue_from) if opts.continue_from else None
+    if base is not None:
+        if opts.tgt_spm:
+            raise ValueError("continue_from keeps the folder's target sentencepiece model: no tgt_spm beside it")
+        for name in CONTINUED_FILES:
+            if not (base / name).is_file():
+                raise FileNotFoundError(f"{base} is not a prepared data folder to continue from: no {name}")
     final_audio = {r.id: Path((audio_paths or {}).get(r.id, r.src_audio)) for r in records}
     out.mkdir(parents=True, exist_ok=True)
     if not any(r.split.startswith("train") for r in records):
@@ -123,16 +144,22 @@ def build_data_folder(
     for r in tqdm(records, desc="fbank", unit="utt"):
         f = features.fbank(features.read_audio(r.src_audio))
         n_frames[r.id] = f.shape[0]
-        if r.split.startswith("train"):
+        if r.split.startswith("train") and base is None:
             train_feats.append(f)
-    features.GlobalCMVN.estimate(train_feats).save(out / "gcmvn.npz")
 
     train = [r for r in records if r.split.startswith("train")]
-    sp_src = _train_spm([r.src_text for r in train], out / "spm_src", opts.src_vocab, out / "dict_src.txt")
-    if opts.tgt_spm:
-        sp_tgt = _reuse_spm(opts.tgt_spm, out / "spm_tgt", out / "dict_tgt.txt")
+    if base is not None:  # the model's inputs and labels stay as it learned them
+        shutil.copyfile(base / "gcmvn.npz", out / "gcmvn.npz")
+        sp_src = _reuse_spm(base / "spm_src.model", out / "spm_src", out / "dict_src.txt")
+        sp_tgt = _reuse_spm(base / "spm_tgt.model", out / "spm_tgt", out / "dict_tgt.txt")
+        _warn_unknown_pieces(records, sp_src, sp_tgt)
     else:
-        sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab, out / "dict_tgt.txt")
+        features.GlobalCMVN.estimate(train_feats).save(out / "gcmvn.npz")
+        sp_src = _train_spm([r.src_text for r in train], out / "spm_src", opts.src_vocab, out / "dict_src.txt")
+        if opts.tgt_spm:
+            sp_tgt = _reuse_spm(opts.tgt_spm, out / "spm_tgt", out / "dict_tgt.txt")
+        else:
+            sp_tgt = _train_spm([r.tgt_text for r in train], out / "spm_tgt", opts.tgt_vocab, out / "dict_tgt.txt")
 
     for folder in ("src_text", "tgt_text"):
         (out / folder).mkdir(exist_ok=True)
@@ -181,6 +208,8 @@ def build_data_folder(
     return out
 
 
+# what a folder built with PrepOptions.continue_from takes from the folder it continues
+CONTINUED_FILES = ("spm_src.model", "spm_tgt.model", "gcmvn.npz")
 SPECAUGMENT = {"freq_mask_F": 27, "freq_mask_N": 1, "time_mask_N": 1, "time_mask_T": 20, "time_mask_p": 0.2, "time_wrap_W": 0}
 # config_aug.yaml: what training adds to a data folder's config.yaml (see the task's SilenceAugment
 # and VoiceAugment): utterances inside streams, other voices and rooms, SpecAugment

@@ -4,6 +4,9 @@
 # PAIR (default es-en): another pair into English shares es-en's target side -- its k-means
 # quantiser (the same units, so the same vocoder) and its target sentencepiece model (the same
 # target dictionary) -- so es-en is prepared first.
+# CONTINUE_FROM=FOLDER: a model trained on FOLDER continues on this data (e.g. more sentences:
+# N_TRAIN=12000 into another OUT; the same seed keeps dev and test and the first sentences):
+# FOLDER's sentencepiece models, dictionaries and CMVN are kept (echostream-prep-s2st --continue-from).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-data/toy}
@@ -11,7 +14,7 @@ PAIR=${PAIR:-es-en}
 K=${K:-1000}
 BIN=.venv/bin
 C=$OUT/$PAIR
-SHARED=$OUT/es-en  # the pair whose English target side the others share
+SHARED=${SHARED:-$OUT/es-en}  # the pair whose English target side the others share (SHARED=FOLDER: another)
 UNIT_ARGS=(--num-units $K); SPM_ARGS=(); KMEANS=$C/units/kmeans.npy
 if [ "$PAIR" != es-en ]; then
   for f in "$SHARED/units/kmeans.npy" "$SHARED/prepared/spm_tgt.model"; do
@@ -19,6 +22,11 @@ if [ "$PAIR" != es-en ]; then
   done
   KMEANS=$SHARED/units/kmeans.npy
   UNIT_ARGS=(--kmeans "$KMEANS"); SPM_ARGS=(--tgt-spm "$SHARED/prepared/spm_tgt.model")
+fi
+
+if [ -n "${CONTINUE_FROM:-}" ]; then
+  [ -f "$CONTINUE_FROM/spm_src.model" ] || { echo "CONTINUE_FROM=$CONTINUE_FROM is not a prepared data folder" >&2; exit 1; }
+  SPM_ARGS=(--continue-from "$CONTINUE_FROM")
 fi
 
 stage() { echo "== $1 ($(date +%T))"; }
