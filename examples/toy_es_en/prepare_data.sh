@@ -27,6 +27,11 @@ fi
 if [ -n "${CONTINUE_FROM:-}" ]; then
   [ -f "$CONTINUE_FROM/spm_src.model" ] || { echo "CONTINUE_FROM=$CONTINUE_FROM is not a prepared data folder" >&2; exit 1; }
   SPM_ARGS=(--continue-from "$CONTINUE_FROM")
+  if [ "$PAIR" = es-en ]; then  # the units of the continued model: its folder's quantiser, not a new one
+    KMEANS=$(dirname "$CONTINUE_FROM")/units/kmeans.npy
+    [ -f "$KMEANS" ] || { echo "CONTINUE_FROM=$CONTINUE_FROM: no quantiser $KMEANS beside it" >&2; exit 1; }
+    UNIT_ARGS=(--kmeans "$KMEANS")
+  fi
 fi
 
 stage() { echo "== $1 ($(date +%T))"; }
