@@ -173,6 +173,17 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     # second run: every stage is complete and skipped
     p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=env)
     assert p.returncode == 0 and "took" not in p.stdout + p.stderr
+    # more training sentences for the same model (CONTINUE_FROM): the same dev sentences, the first
+    # folder's quantiser, sentencepiece models and CMVN
+    more = dict(env, N_TRAIN="14", CONTINUE_FROM=str(prepared))
+    p = subprocess.run(["bash", script, tmp_path / "more"], capture_output=True, text=True, env=more)
+    assert p.returncode == 0, p.stderr[-3000:]
+    grown = tmp_path / "more" / "es-en"
+    assert len((grown / "prepared" / "train.tsv").read_text().splitlines()) == 15
+    assert (grown / "dev.tsv").read_text() == (tmp_path / "toy" / "es-en" / "dev.tsv").read_text()
+    assert "--kmeans" in p.stdout and not (grown / "units" / "kmeans.npy").exists()
+    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+        assert (grown / "prepared" / name).read_bytes() == (prepared / name).read_bytes(), name
 
 
 def test_add_splits_to_an_existing_folder(corpus, tmp_path):
