@@ -110,6 +110,19 @@ def _warn_unknown_pieces(records: Sequence[Record], sp_src: spm.SentencePiecePro
                   f"spells as <unk> (first: {unk[0]})", file=sys.stderr)
 
 
+def _continued_folder(opts: PrepOptions) -> Optional[Path]:
+    """The folder ``opts.continue_from`` names, checked to hold what it hands on; None without one."""
+    if not opts.continue_from:
+        return None
+    base = Path(opts.continue_from)
+    if opts.tgt_spm:
+        raise ValueError("continue_from keeps the folder's target sentencepiece model: no tgt_spm beside it")
+    for name in CONTINUED_FILES:
+        if not (base / name).is_file():
+            raise FileNotFoundError(f"{base} is not a prepared data folder to continue from: no {name}")
+    return base
+
+
 def build_data_folder(
     records: List[Record],
     out: Path,
@@ -122,13 +135,7 @@ def build_data_folder(
     be then; relative paths in manifests and configs are computed against those."""
     out = Path(out)
     final_dir = Path(final_dir or out)
-    base = Path(opts.continue_from) if opts.continue_from else None
-    if base is not None:
-        if opts.tgt_spm:
-            raise ValueError("continue_from keeps the folder's target sentencepiece model: no tgt_spm beside it")
-        for name in CONTINUED_FILES:
-            if not (base / name).is_file():
-                raise FileNotFoundError(f"{base} is not a prepared data folder to continue from: no {name}")
+    base = _continued_folder(opts)
     final_audio = {r.id: Path((audio_paths or {}).get(r.id, r.src_audio)) for r in records}
     out.mkdir(parents=True, exist_ok=True)
     if not any(r.split.startswith("train") for r in records):
@@ -318,6 +325,7 @@ def prepare_from_lists(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists (pass --overwrite to replace it)")
+    _continued_folder(opts)  # before reading any unit file
     rows = _check_lists(lists)
     units_dir = Path(units_dir)
     plan = []
