@@ -80,8 +80,6 @@ def main(argv=None):
         tgt_spm=str(args.tgt_spm) if args.tgt_spm else None,
         continue_from=str(args.continue_from) if args.continue_from else None,
     )
-    if args.continue_from and args.tgt_spm:
-        p.error("--continue-from keeps that folder's target sentencepiece model: drop --tgt-spm")
     if args.tgt_spm and not args.tgt_spm.is_file():
         p.error(f"--tgt-spm {args.tgt_spm}: target sentencepiece model not found")
     try:

@@ -116,7 +116,7 @@ def _continued_folder(opts: PrepOptions) -> Optional[Path]:
         return None
     base = Path(opts.continue_from)
     if opts.tgt_spm:
-        raise ValueError("continue_from keeps the folder's target sentencepiece model: no tgt_spm beside it")
+        raise ValueError("--continue-from keeps that folder's target sentencepiece model: drop --tgt-spm")
     for name in CONTINUED_FILES:
         if not (base / name).is_file():
             raise FileNotFoundError(f"{base} is not a prepared data folder to continue from: no {name}")

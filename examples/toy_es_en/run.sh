@@ -205,7 +205,7 @@ fi
 if stage 8; then
   say "8/8 report"
   "$BIN/echostream-score" report --data-dir "$M" --eval-dir "$EVAL" --list "$C/test.tsv" --segments $SEGMENTS \
-    --out "$ASSETS/results.json" --command "PAIR=$PAIR${DATA_ROOT:+ DATA_ROOT=$DATA_ROOT} examples/toy_es_en/run.sh (stages 5-8; SEGMENTS='$SEGMENTS')" \
+    --out "$ASSETS/results.json" --command "PAIR=$PAIR DATA_ROOT=$DATA_ROOT examples/toy_es_en/run.sh (stages 5-8; SEGMENTS='$SEGMENTS')" \
     $([ "$PAIR" = es-en ] || echo "--pair $PAIR")
   cp "$EVAL/results.md" "examples/toy_es_en/results$SUFFIX.md"; cp "$EVAL/latency_quality.png" "examples/toy_es_en/latency_quality$SUFFIX.png"
 fi
