@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-frames-per-second", type=float, default=1000.0,
                    help="binary frames one connection may send per second; more are read more slowly, not dropped "
                         "(default 1000; the page sends about 375 at 48 kHz)")
+    g.add_argument("--max-requests-per-second", type=float, default=20.0,
+                   help="HTTP requests (page, API, example audio) one client address may make per second, and in one burst; "
+                        "more wait their turn, none is refused (default 20; the page makes about 8 as it loads)")
     g.add_argument("--max-send-wait", type=float, default=10.0,
                    help="seconds a client may take none of its output (speech, text) before its session is dropped "
                         "('slow_reader', logged and counted) and its socket cut (default 10)")
@@ -85,7 +88,7 @@ def main(argv=None):
                               max_session_wall_s=args.max_session_wall, max_connections=args.max_connections,
                               max_connections_per_client=args.max_connections_per_client, max_batch=args.max_batch,
                               engine_workers=args.engine_workers, max_frames_per_second=args.max_frames_per_second,
-                              max_send_wait_s=args.max_send_wait)
+                              max_send_wait_s=args.max_send_wait, max_requests_per_second=args.max_requests_per_second)
     except ValueError as e:
         p.error(str(e))
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.token:

@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from fastapi import FastAPI, WebSocket
@@ -62,6 +62,10 @@ class ServerLimits:
     # output (every buffer on the way full) is dropped with 'slow_reader' and its session freed,
     # and its socket is cut this long after (uvicorn's close would wait for it forever)
     max_send_wait_s: float = 10.0
+    # HTTP requests (page, API, example audio) one client address may make per second (and in one
+    # burst); beyond it each waits its turn before the app sees it (slowed, not refused), so that a
+    # client flooding requests cannot take the event loop and the GIL from the sessions of others
+    max_requests_per_second: float = 20.0
 
     # TCP connections one client address may hold, whatever they carry (WebSockets, page and API
     # requests, request heads still coming): more are cut as they are accepted
@@ -78,7 +82,7 @@ class ServerLimits:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_session_seconds", "idle_before_start_s", "idle_between_frames_s", "max_session_wall_s",
-                     "max_frames_per_second", "max_send_wait_s"):
+                     "max_frames_per_second", "max_send_wait_s", "max_requests_per_second"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -129,6 +133,8 @@ class Metrics:
                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
         self.throttled = Counter("echostream_frames_throttled_total",
                                  "binary frames held back: their connection sent more than max_frames_per_second", registry=r)
+        self.requests_held = Counter("echostream_requests_held_total", "HTTP requests held back: their client address "
+                                     "sent more than max_requests_per_second", registry=r)
         self.batch = Histogram("echostream_batch_sessions", "sessions stepped together per engine batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64))
 
@@ -152,6 +158,42 @@ class FrameRate:
         self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate) - 1
         self.t = now
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+class RequestRate:
+    """ASGI middleware: HTTP requests per client address (``scope["client"]``, the one named by
+    X-Forwarded-For behind a trusted proxy), a :class:`FrameRate` bucket each. A request beyond
+    the rate waits its turn before the app sees it; uvicorn reads a connection's next request only
+    once this one is answered, so a client flooding requests over all the sockets it may hold gets
+    ``rate`` answers a second, and what it costs the server stays bounded. WebSockets pass (they
+    have their own caps)."""
+
+    PRUNE_AT = 1024  # buckets kept before the full ones (each the same as a new one) are dropped
+
+    def __init__(self, app, rate: float, on_hold=None, clock=time.monotonic):
+        self.app, self.rate, self.on_hold, self.clock = app, rate, on_hold, clock
+        self.buckets: Dict[str, FrameRate] = {}
+        self._prune_at = self.PRUNE_AT
+
+    def hold(self, host: str) -> float:
+        """Seconds the next request of ``host`` must wait (0: none)."""
+        bucket = self.buckets.get(host)
+        if bucket is None:
+            if len(self.buckets) >= self._prune_at:
+                now = self.clock()
+                self.buckets = {h: b for h, b in self.buckets.items() if b.tokens + (now - b.t) * b.rate < b.rate}
+                self._prune_at = max(self.PRUNE_AT, 2 * len(self.buckets))  # (amortised: not on every new address)
+            bucket = self.buckets[host] = FrameRate(self.rate, self.clock)
+        return bucket.wait()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            wait = self.hold(scope["client"][0] if scope.get("client") else "?")
+            if wait > 0:
+                if self.on_hold is not None:
+                    self.on_hold()
+                await asyncio.sleep(wait)
+        await self.app(scope, receive, send)
 
 
 class _Connection:
@@ -332,6 +374,7 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
     st.scheduler = BatchScheduler(st.limits.max_batch, workers,
                                   on_batch=lambda n, secs: st.metrics.batch.observe(n))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(RequestRate, rate=st.limits.max_requests_per_second, on_hold=st.metrics.requests_held.inc)
 
     @app.get("/")
     def index():
