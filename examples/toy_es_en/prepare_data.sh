@@ -49,6 +49,8 @@ if [ ! -f "$C/units/reduced.tsv" ]; then
   time $BIN/echostream-extract-units \
     --lists "$C/train.tsv" "$C/dev.tsv" "$C/test.tsv" --out "$C/units" "${UNIT_ARGS[@]}"
 fi
+# the units folder carries the quantiser that made its units (a borrowed one is copied in)
+[ -f "$C/units/kmeans.npy" ] || cp "$KMEANS" "$C/units/kmeans.npy"
 
 stage "3/3 data folder: $C/prepared"
 if [ ! -f "$C/prepared/config.yaml" ]; then
