@@ -104,6 +104,7 @@ def probe(args, wav, mode: str, n: int, port: int, model_args=()):
     model_args = list(model_args) or ["--assets", str(args.assets)]
     proc = subprocess.Popen([str(serve), *model_args, "--device", args.device, "--port", str(port), "--max-sessions", str(n),
                              "--max-batch", str(batch), "--engine-workers", str(args.batched_workers if mode == "batched" else 0), "--max-connections-per-client", str(n + 1), "--max-connections", str(n + 8),
+                             "--max-requests-per-second", str(max(20, 4 * n)),  # (all n clients connect from one address at once)
                              "--threads", str(1 if mode == "per_session" else args.threads), "--log-level", "warning"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:

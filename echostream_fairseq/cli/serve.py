@@ -30,8 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="binary frames one connection may send per second; more are read more slowly, not dropped "
                         "(default 1000; the page sends about 375 at 48 kHz)")
     g.add_argument("--max-requests-per-second", type=float, default=20.0,
-                   help="HTTP requests (page, API, example audio) one client address may make per second, and in one burst; "
-                        "more wait their turn, none is refused (default 20; the page makes about 8 as it loads)")
+                   help="HTTP requests (page, API, example audio) and WebSocket handshakes one client address may make per "
+                        "second, and in one burst; more wait their turn, none is refused (default 20; the page makes about "
+                        "8 as it loads)")
     g.add_argument("--max-send-wait", type=float, default=10.0,
                    help="seconds a client may take none of its output (speech, text) before its session is dropped "
                         "('slow_reader', logged and counted) and its socket cut (default 10)")

@@ -62,9 +62,10 @@ class ServerLimits:
     # output (every buffer on the way full) is dropped with 'slow_reader' and its session freed,
     # and its socket is cut this long after (uvicorn's close would wait for it forever)
     max_send_wait_s: float = 10.0
-    # HTTP requests (page, API, example audio) one client address may make per second (and in one
-    # burst); beyond it each waits its turn before the app sees it (slowed, not refused), so that a
-    # client flooding requests cannot take the event loop and the GIL from the sessions of others
+    # HTTP requests (page, API, example audio) and WebSocket handshakes one client address may make
+    # per second (and in one burst); beyond it each waits its turn before the app sees it (slowed,
+    # not refused), so that a client flooding them cannot take the event loop and the GIL from the
+    # sessions of others
     max_requests_per_second: float = 20.0
 
     # TCP connections one client address may hold, whatever they carry (WebSockets, page and API
@@ -133,8 +134,8 @@ class Metrics:
                                 buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10))
         self.throttled = Counter("echostream_frames_throttled_total",
                                  "binary frames held back: their connection sent more than max_frames_per_second", registry=r)
-        self.requests_held = Counter("echostream_requests_held_total", "HTTP requests held back: their client address "
-                                     "sent more than max_requests_per_second", registry=r)
+        self.requests_held = Counter("echostream_requests_held_total", "HTTP requests and WebSocket handshakes held "
+                                     "back: their client address sent more than max_requests_per_second", registry=r)
         self.batch = Histogram("echostream_batch_sessions", "sessions stepped together per engine batch", registry=r,
                                buckets=(1, 2, 4, 8, 16, 32, 64))
 
@@ -161,12 +162,12 @@ class FrameRate:
 
 
 class RequestRate:
-    """ASGI middleware: HTTP requests per client address (``scope["client"]``, the one named by
-    X-Forwarded-For behind a trusted proxy), a :class:`FrameRate` bucket each. A request beyond
-    the rate waits its turn before the app sees it; uvicorn reads a connection's next request only
-    once this one is answered, so a client flooding requests over all the sockets it may hold gets
-    ``rate`` answers a second, and what it costs the server stays bounded. WebSockets pass (they
-    have their own caps)."""
+    """ASGI middleware: HTTP requests and WebSocket handshakes per client address
+    (``scope["client"]``, the one named by X-Forwarded-For behind a trusted proxy), a
+    :class:`FrameRate` bucket each. One beyond the rate waits its turn before the app sees it;
+    uvicorn reads a connection's next request only once this one is answered, so a client flooding
+    requests (or opening and closing WebSockets) over all the sockets it may hold gets ``rate``
+    answers a second, and what it costs the server stays bounded."""
 
     PRUNE_AT = 1024  # buckets kept before the full ones (each the same as a new one) are dropped
 
@@ -187,7 +188,7 @@ class RequestRate:
         return bucket.wait()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):
             wait = self.hold(scope["client"][0] if scope.get("client") else "?")
             if wait > 0:
                 if self.on_hold is not None:
