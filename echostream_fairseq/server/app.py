@@ -160,6 +160,10 @@ class FrameRate:
         self.t = now
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
+    def full(self) -> bool:
+        """Refilled to a whole burst: the same as a new bucket."""
+        return self.tokens + (self.clock() - self.t) * self.rate >= self.rate
+
 
 class RequestRate:
     """ASGI middleware: HTTP requests and WebSocket handshakes per client address
@@ -181,8 +185,7 @@ class RequestRate:
         bucket = self.buckets.get(host)
         if bucket is None:
             if len(self.buckets) >= self._prune_at:
-                now = self.clock()
-                self.buckets = {h: b for h, b in self.buckets.items() if b.tokens + (now - b.t) * b.rate < b.rate}
+                self.buckets = {h: b for h, b in self.buckets.items() if not b.full()}
                 self._prune_at = max(self.PRUNE_AT, 2 * len(self.buckets))  # (amortised: not on every new address)
             bucket = self.buckets[host] = FrameRate(self.rate, self.clock)
         return bucket.wait()
