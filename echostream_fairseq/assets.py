@@ -41,6 +41,7 @@ def default_assets() -> Path:
 
 
 PAIRS_DIR = "pairs"  # further language pairs: pairs/<src>-<tgt>/ (model/, examples/), sharing the vocoder
+SHARED_VOCODER = "../../../model/vocoder"  # the shared vocoder, relative to pairs/<pair>/model
 
 
 def pair_name(root: Path) -> str:
@@ -99,9 +100,7 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     cfg["target_bpe"]["sentencepiece_model"] = "spm_tgt.model"
     cfg.pop("audio_root", None)
     if vocoder_dir is not None:
-        vcfg = Path(out / vocoder_dir / "config.json")
-        gens = sorted((out / vocoder_dir).glob("g_*"))
-        cfg["vocoder"] = {"type": "code_hifigan", "checkpoint": f"{vocoder_dir}/{gens[-1].name}", "config": f"{vocoder_dir}/{vcfg.name}"}
+        cfg["vocoder"] = _vocoder_entry(out, vocoder_dir)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     mtl = yaml.safe_load((data_dir / "config_mtl.yaml").read_text())
     for entry in mtl.values():
@@ -109,6 +108,31 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
         entry["data"] = "."  # inference reads no multitask targets
     (out / "config_mtl.yaml").write_text(yaml.safe_dump(mtl, sort_keys=False))
     return out / "checkpoint.pt"
+
+
+def _vocoder_entry(model_dir: Path, vocoder_dir: str) -> dict:
+    """A model config's ``vocoder`` entry: the generator in ``model_dir/vocoder_dir`` (a relative path)."""
+    gens = sorted((model_dir / vocoder_dir).glob("g_*"))
+    if not gens:
+        raise FileNotFoundError(f"{model_dir / vocoder_dir}: no vocoder generator (g_*)")
+    return {"type": "code_hifigan", "checkpoint": f"{vocoder_dir}/{gens[-1].name}", "config": f"{vocoder_dir}/config.json"}
+
+
+def repoint_pairs(root: Path) -> List[str]:
+    """Point every further pair's model config at ``root``'s vocoder (after a new one is exported);
+    the pairs whose config changed."""
+    changed = []
+    for pair, folder in shipped_pairs(root).items():
+        if folder == root:
+            continue
+        path = folder / "model" / "config.yaml"
+        cfg = yaml.safe_load(path.read_text())
+        entry = _vocoder_entry(folder / "model", SHARED_VOCODER)
+        if cfg.get("vocoder") != entry:
+            cfg["vocoder"] = entry
+            path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+            changed.append(pair)
+    return changed
 
 
 def export_vocoder(vocoder_checkpoint: Path, vocoder_config: Path, out: Path) -> Path:

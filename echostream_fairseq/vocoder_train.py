@@ -120,8 +120,14 @@ class UnitSpeechData:
         return torch.stack(codes), torch.stack(audio), red_t, torch.log(dur_t + 1), mask
 
 
-def utterances_from_lists(lists: Sequence[Path], units_dir: Path, audio_column: str = "tgt_audio") -> List[Utterance]:
-    """Corpus lists (``id`` and an audio column, paths relative to the list) + ``{units_dir}/{id}.npy``."""
+def utterances_from_lists(lists: Sequence[Path], units_dirs: Sequence[Path], audio_column: str = "tgt_audio") -> List[Utterance]:
+    """Corpus lists (``id`` and an audio column, paths relative to the list) + ``{units_dir}/{id}.npy``.
+
+    Each list is paired with every units folder that holds its utterances, and each of its
+    utterances is used once per such folder: several folders give several unit sequences for the
+    same speech (the quantiser's and a model's), or the units of several corpora (one folder each).
+    A folder holds all of a list's utterances or none: a partial one is an error naming the first
+    missing file, and so is a list that no folder holds."""
     from .prep.corpus import read_list
 
     utts = []
@@ -129,11 +135,22 @@ def utterances_from_lists(lists: Sequence[Path], units_dir: Path, audio_column: 
         rows = read_list(lst)
         if rows and audio_column not in rows[0]:
             raise ValueError(f"{lst}: no column '{audio_column}'")
-        for r in rows:
-            unit_file = units_dir / f"{r['id']}.npy"
-            if not unit_file.is_file():
-                raise FileNotFoundError(f"{unit_file}: no units for utterance {r['id']} of {lst}")
-            utts.append(Utterance(r["id"], lst.parent / r[audio_column], unit_file))
+        held = 0
+        for units_dir in units_dirs:
+            files = [units_dir / f"{r['id']}.npy" for r in rows]
+            missing = [(f, r) for f, r in zip(files, rows) if not f.is_file()]
+            if len(missing) == len(rows):
+                continue
+            if missing:
+                f, r = missing[0]
+                raise FileNotFoundError(f"{f}: no units for utterance {r['id']} of {lst} "
+                                        f"({len(missing)} of its {len(rows)} utterances have none in {units_dir})")
+            held += 1
+            utts.extend(Utterance(r["id"], lst.parent / r[audio_column], f) for f, r in zip(files, rows))
+        if rows and not held:
+            first = rows[0]["id"]
+            raise FileNotFoundError(f"{lst}: no units folder holds its utterances (no {first}.npy in "
+                                    + ", ".join(str(d) for d in units_dirs) + ")")
     return utts
 
 

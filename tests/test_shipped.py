@@ -202,6 +202,42 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
     assert sf.info(str(tmp_path / "xx-en.wav")).frames > 0
 
 
+@pytest.mark.slow
+def test_a_new_vocoder_reaches_the_further_pairs(tmp_path):
+    """Exporting the default pair again with another vocoder points every further pair's model
+    config at it (the old generator is gone) and drops their figures, which that vocoder did not
+    speak; the same vocoder again keeps them."""
+    import shutil
+
+    import yaml
+
+    copy = tmp_path / "assets"
+    shutil.copytree(ROOT, copy)
+    further = [p for p in PAIRS if p != "es-en"]
+    assert further, "no further pair is shipped"
+    figures = {p: {"results": {"offline_bleu": 1.0}} for p in further}
+    assets.write_json(copy / assets.RESULTS, {"results": {"offline_bleu": 2.0}, "pairs": figures})
+    voc = tmp_path / "voc"
+    voc.mkdir()
+    shutil.copyfile(ROOT / "model" / "vocoder" / "config.json", voc / "config.json")
+    shutil.copyfile(next((ROOT / "model" / "vocoder").glob("g_*")), voc / "g_00000007")
+    export = [cli("echostream-export-assets"), "--out", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt", "--data-dir", ROOT / "model",
+              "--vocoder", voc / "g_00000007", "--kmeans", ROOT / "units" / "kmeans.npy",
+              "--examples-list", ROOT / "examples" / "examples.tsv", "--num-examples", "2", "--model-fp16"]
+    p = run(export)
+    assert f"the figures of {', '.join(further)} are dropped" in p.stdout, p.stdout
+    assert [g.name for g in (copy / "model" / "vocoder").glob("g_*")] == ["g_00000007"]
+    for pair in further:
+        model = copy / "pairs" / pair / "model"
+        cfg = yaml.safe_load((model / "config.yaml").read_text())["vocoder"]
+        assert cfg["checkpoint"] == "../../../model/vocoder/g_00000007", cfg
+        assert (model / cfg["checkpoint"]).resolve() == (copy / "model" / "vocoder" / "g_00000007").resolve()
+    assert assets.verify(copy) == [] and not (copy / assets.RESULTS).exists()  # nothing in it is valid any more
+    assets.write_json(copy / assets.RESULTS, {"pairs": figures})
+    p = run(export)
+    assert "dropped" not in p.stdout and json.loads((copy / assets.RESULTS).read_text()) == {"pairs": figures}
+
+
 def test_translate_cli_runs_each_pair_with_its_own_policy(tmp_path, capsys):
     """A shipped model folder's policy.yaml (ko-en's) sets that pair's gating; a flag overrides it."""
     from echostream_fairseq.cli import translate

@@ -96,6 +96,30 @@ def test_units_longer_than_the_audio_name_the_file(voc_data, tmp_path):
              "--num-units", 20, "--save-dir", tmp_path / "run", "--max-steps", 1, *SMALL])
 
 
+def test_one_units_folder_per_corpus(voc_data, tmp_path):
+    """Two corpora (e.g. the target speech of two pairs), each with its own units folder: every
+    utterance is used once, with its own folder's units. A folder that holds part of a list, or a
+    list that no folder holds, is an error naming the file or the list."""
+    lines = (voc_data / "train.tsv").read_text().splitlines()
+    header, rows = lines[0], [l.split("\t") for l in lines[1:]]
+    half = len(rows) // 2
+    lists = []
+    for name, part in (("a", rows[:half]), ("b", rows[half:])):
+        (tmp_path / f"units_{name}").mkdir()
+        for r in part:
+            (tmp_path / f"units_{name}" / f"{r[0]}.npy").write_bytes((voc_data / "units" / f"{r[0]}.npy").read_bytes())
+        write_tsv(tmp_path / f"{name}.tsv", header.split("\t"), part)
+        lists.append(tmp_path / f"{name}.tsv")
+    base = [cli("echostream-train-vocoder"), "--lists", *lists, "--num-units", 20, "--max-steps", 1, *SMALL]
+    out = run([*base, "--units-dir", tmp_path / "units_a", tmp_path / "units_b", "--save-dir", tmp_path / "run"])
+    assert f"; {len(rows)} training utterances;" in out.stderr, out.stderr[-2000:]
+    (tmp_path / "units_b" / f"{rows[-1][0]}.npy").unlink()
+    with pytest.raises(AssertionError, match=re.escape(f"{tmp_path / 'units_b' / rows[-1][0]}.npy: no units for utterance")):
+        run([*base, "--units-dir", tmp_path / "units_a", tmp_path / "units_b", "--save-dir", tmp_path / "run2"])
+    with pytest.raises(AssertionError, match=re.escape(f"{lists[1]}: no units folder holds its utterances")):
+        run([*base, "--units-dir", tmp_path / "units_a", "--save-dir", tmp_path / "run3"])
+
+
 def _generator_state(path):
     return torch.load(path, map_location="cpu", weights_only=True)["generator"]
 

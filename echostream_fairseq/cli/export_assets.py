@@ -8,9 +8,10 @@ than --max-mb in all. ``--verify DIR`` only checks an existing folder against it
 ``--pair-of DIR`` exports a further language pair into DIR/pairs/<pair>/ (the pair named by the
 example ids, e.g. ko-en): its model, punctuation model and examples, sharing DIR's vocoder and
 unit quantiser; DIR's manifest is rewritten and --max-mb holds for DIR in all. Re-exporting DIR
-itself keeps the pairs it holds. results.json keeps the figures the export leaves valid: a
-re-export of DIR drops the default pair's own and keeps those under ``pairs``; a pair's export
-drops that pair's entry (the recipe's stage 8 measures it again).
+itself keeps the pairs it holds and points their model configs at the vocoder it exports.
+results.json keeps the figures the export leaves valid: a re-export of DIR drops the default
+pair's own, and those under ``pairs`` too when the vocoder changed; a pair's export drops that
+pair's entry (the recipe's stage 8 measures it again).
 """
 import argparse
 import shlex
@@ -80,8 +81,13 @@ def main(argv=None):
     lines = ["# How these assets were built", "", *_build_lines(args, argv),
              "`examples/toy_es_en/run.sh` runs all of it, stage by stage; `echostream-export-assets --verify assets` checks the files.", ""]
     (tmp / "BUILD.md").write_text("\n".join(lines))
-    if (args.out / assets.PAIRS_DIR).is_dir():  # further pairs stay, and their measured figures
+    if (args.out / assets.PAIRS_DIR).is_dir():  # further pairs stay, and speak through the vocoder exported now
         shutil.copytree(args.out / assets.PAIRS_DIR, tmp / assets.PAIRS_DIR)
+        assets.repoint_pairs(tmp)
+        if kept and kept.get("pairs") and _vocoder_changed(args.out, tmp):
+            print(f"the shared vocoder changed: the figures of {', '.join(kept['pairs'])} are dropped from {assets.RESULTS} "
+                  "(measure them again: PAIR=<pair> examples/toy_es_en/run.sh 5 8)")
+            kept.pop("pairs")
     if kept:
         assets.write_json(tmp / assets.RESULTS, kept)
     assets.write_manifest(tmp)
@@ -94,6 +100,15 @@ def main(argv=None):
     tmp.rename(args.out)
     print(f"{args.out}: {size:.1f} MB, {len(picked)} examples; manifest {args.out / assets.MANIFEST}")
     return 0
+
+
+def _vocoder_changed(old: Path, new: Path) -> bool:
+    """Whether the generator in ``new``/model/vocoder differs from ``old``'s (name or bytes)."""
+    def gen(root):
+        gens = sorted((root / "model" / "vocoder").glob("g_*"))
+        return (gens[-1].name, gens[-1].read_bytes()) if gens else None
+
+    return gen(old) != gen(new)
 
 
 def _results_kept(args, p, root: Path, pair: str, default: bool):
@@ -198,10 +213,8 @@ def export_pair(args, p, argv) -> int:
     kept = _results_kept(args, p, root, pair, default=False)
     tmp = dest.with_name(f".{pair}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    # the shared vocoder, relative to this pair's model folder (assets/pairs/<pair>/model)
     (tmp / "model").mkdir(parents=True)
-    shared = "../../../model/vocoder"
-    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=shared, fp16=args.model_fp16)
+    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=assets.SHARED_VOCODER, fp16=args.model_fp16)
     _copy_punct(args, tmp / "model")
     _copy_policy(args, tmp / "model")
     _write_examples(args, picked, tmp / "examples")

@@ -22,8 +22,9 @@ def main(argv=None):
     p.add_argument("--lists", type=Path, nargs="+", required=True, help="training list files")
     p.add_argument("--valid-list", type=Path, help="list whose utterances are used for the validation mel loss")
     p.add_argument("--units-dir", type=Path, nargs="+", required=True,
-                   help="folder(s) with {id}.npy frame-level units; with several, every utterance is used once with the units of each "
-                        "(e.g. the quantiser's units and a model's, from echostream-model-units)")
+                   help="folder(s) with {id}.npy frame-level units; with several, every utterance is used once with the units of "
+                        "each folder that holds its list: the quantiser's units and a model's (echostream-model-units) for "
+                        "the same speech, or one folder per corpus (e.g. the target speech of two pairs)")
     p.add_argument("--audio-column", default="tgt_audio", help="column of the speech the units came from (default tgt_audio)")
     p.add_argument("--num-units", type=int, required=True, help="size of the unit vocabulary (K)")
     p.add_argument("--save-dir", type=Path, required=True)
@@ -64,7 +65,7 @@ def main(argv=None):
     hop = config["code_hop_size"]
     try:
         def data(lists):
-            utts = [u for d in args.units_dir for u in vt.utterances_from_lists(lists, d, args.audio_column)]
+            utts = vt.utterances_from_lists(lists, args.units_dir, args.audio_column)
             return vt.UnitSpeechData(utts, hop, args.num_units, args.segment_frames)
 
         train = data(args.lists)

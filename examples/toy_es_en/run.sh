@@ -5,7 +5,8 @@
 #   6 vocoder resynthesis check                7 SimulEval at several segment sizes
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
-# Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC_STEPS VOC_GAN_START VOC_THREADS MAX_UPDATE FT_UPDATES INIT_FROM
+# Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC VOC_PAIRS VOC_INIT VOC_LR VOC_STEPS VOC_GAN_START VOC_THREADS
+#   MAX_UPDATE FT_UPDATES INIT_FROM
 #   VOC_ADAPT_STEPS VOC_ADAPT_LR SEGMENTS SPEECH_SEGMENTS POLICY_SWEEP
 # PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
 #   target sentencepiece model, vocoder: stage 2 is es-en's, and es-en ships first), its model and
@@ -22,7 +23,7 @@ FIRST=${1:-1}; LAST=${2:-8}
 export PAIR=${PAIR:-es-en}
 DATA_ROOT=${DATA_ROOT:-data/toy}; C=$DATA_ROOT/$PAIR; D=$C/prepared
 SUFFIX=$([ "$PAIR" = es-en ] || echo "_$PAIR")
-RUNS=${RUNS:-runs}; VOC=$RUNS/toy_vocoder; CKPT=$RUNS/toy_mini$SUFFIX; EVAL=$RUNS/toy_eval$SUFFIX
+RUNS=${RUNS:-runs}; VOC=${VOC:-$RUNS/toy_vocoder}; CKPT=$RUNS/toy_mini$SUFFIX; EVAL=$RUNS/toy_eval$SUFFIX
 ASSETS=${ASSETS:-assets}
 # vocoder: regression (mel + multi-resolution STFT) until VOC_GAN_START, then adversarial; the
 # default is regression only (1,000 adversarial steps after 6,000 measured worse: test resynthesis
@@ -31,6 +32,12 @@ ASSETS=${ASSETS:-assets}
 VOC_STEPS=${VOC_STEPS:-10000}
 VOC_GAN_START=${VOC_GAN_START:-10000}
 VOC_THREADS=${VOC_THREADS:-2}
+# the pairs whose target speech (and units) the vocoder learns from: one English voice, so every
+# pair's sentences are welcome (their data folders must exist). VOC_INIT=G starts the generator
+# from an earlier vocoder (a g_* file) instead of from nothing, at VOC_LR (default 1e-3)
+VOC_PAIRS=${VOC_PAIRS:-es-en}
+VOC_INIT=${VOC_INIT:-}
+VOC_LR=${VOC_LR:-1e-3}
 INIT_FROM=${INIT_FROM:-}
 # stage 3 then fits the vocoder to the units the trained model predicts (echostream-model-units:
 # teacher-forced units laid on the reference speech), together with the quantiser's units, for
@@ -52,15 +59,18 @@ logged() { local log=$1; shift; local t0=$SECONDS
   echo "   took $((SECONDS - t0)) s (log $log)"; }
 mkdir -p "$RUNS" "$EVAL"
 
-VOC_TRAIN=("$BIN/echostream-train-vocoder" --lists "$C/train.tsv" --valid-list "$C/dev.tsv" --num-units $K
+VOC_TRAIN=("$BIN/echostream-train-vocoder" --valid-list "$C/dev.tsv" --num-units $K
   --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128 --bf16 --stft-weight 20 --lr-decay 0.9998
   --keep-last 20 --log-interval 50 --threads "$VOC_THREADS" --no-progress-bar)
-VOC_CMD=("${VOC_TRAIN[@]}" --units-dir "$C/units" --save-dir "$VOC" --max-steps "$VOC_STEPS" --lr 1e-3 --save-interval 500)
+VOC_LISTS=(); VOC_UNITS=()
+for p in $VOC_PAIRS; do VOC_LISTS+=("$DATA_ROOT/$p/train.tsv"); VOC_UNITS+=("$DATA_ROOT/$p/units"); done
+VOC_CMD=("${VOC_TRAIN[@]}" --lists "${VOC_LISTS[@]}" --units-dir "${VOC_UNITS[@]}" --save-dir "$VOC" --max-steps "$VOC_STEPS"
+  --lr "$VOC_LR" --save-interval 500 ${VOC_INIT:+--init-from "$VOC_INIT"})
 GEN=$VOC/g_$(printf %08d "$VOC_STEPS")  # the vocoder at VOC_STEPS (a longer run keeps later ones beside it)
 VOCA=$RUNS/toy_vocoder_adapted
 MODEL_UNITS_CMD=("$BIN/echostream-model-units" --checkpoint "$CKPT/checkpoint_last.pt" --data "$D" --kmeans "$C/units/kmeans.npy"
   --out "$VOCA/units" --no-progress-bar)
-VOCA_FLAGS=(--units-dir "$VOCA/units" "$C/units" --init-from "$GEN" --save-dir "$VOCA" --lr "$VOC_ADAPT_LR" --save-interval 250)
+VOCA_FLAGS=(--lists "$C/train.tsv" --units-dir "$VOCA/units" "$C/units" --init-from "$GEN" --save-dir "$VOCA" --lr "$VOC_ADAPT_LR" --save-interval 250)
 VOCA_CMD=("${VOC_TRAIN[@]}" "${VOCA_FLAGS[@]}" --max-steps "$VOC_ADAPT_STEPS")
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
 # (configs/train_mini.yaml holds the rest of the fairseq-train settings)
