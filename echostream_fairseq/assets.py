@@ -83,10 +83,11 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     out.mkdir(parents=True, exist_ok=True)
     st = torch.load(checkpoint, map_location="cpu", weights_only=False)
     slim = {k: st[k] for k in ("args", "cfg", "task_state") if k in st}
-    for part in ("task", "model"):  # where training started from is history, not a path inference needs
+    for part in ("task", "model"):  # where training started and what it froze are history, not inference
         sub = (slim.get("cfg") or {}).get(part)
-        if sub is not None and getattr(sub, "init_from", None):
-            sub.init_from = None
+        for key in ("init_from", "train_only"):
+            if sub is not None and getattr(sub, key, None):
+                setattr(sub, key, None)
     slim["model"] = _half(st["model"]) if fp16 else st["model"]
     slim["extra_state"] = {"train_iterator": {"epoch": st.get("extra_state", {}).get("train_iterator", {}).get("epoch", 1)}}
     slim["optimizer_history"] = st.get("optimizer_history", [])[-1:]
@@ -110,12 +111,18 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     return out / "checkpoint.pt"
 
 
+def vocoder_generator(folder: Path) -> Path:
+    """The generator a vocoder folder ships: its newest ``g_*`` checkpoint."""
+    gens = sorted(Path(folder).glob("g_*"))
+    if not gens:
+        raise FileNotFoundError(f"{folder}: no vocoder generator (g_*)")
+    return gens[-1]
+
+
 def _vocoder_entry(model_dir: Path, vocoder_dir: str) -> dict:
     """A model config's ``vocoder`` entry: the generator in ``model_dir/vocoder_dir`` (a relative path)."""
-    gens = sorted((model_dir / vocoder_dir).glob("g_*"))
-    if not gens:
-        raise FileNotFoundError(f"{model_dir / vocoder_dir}: no vocoder generator (g_*)")
-    return {"type": "code_hifigan", "checkpoint": f"{vocoder_dir}/{gens[-1].name}", "config": f"{vocoder_dir}/config.json"}
+    gen = vocoder_generator(model_dir / vocoder_dir)
+    return {"type": "code_hifigan", "checkpoint": f"{vocoder_dir}/{gen.name}", "config": f"{vocoder_dir}/config.json"}
 
 
 def repoint_pairs(root: Path) -> List[str]:

@@ -97,6 +97,44 @@ def test_init_from_copies_every_matching_tensor(micro_data, tmp_path):
              "--init-from", tmp_path / "missing.pt"])
 
 
+def test_grown_unit_decoder_trained_alone(micro_data, tmp_path):
+    """A deeper unit decoder from --init-from: the layers the checkpoint lacked start as the
+    identity (the grown model computes the checkpoint's units), and --train-only t2u
+    unit_decoder leaves every other tensor exactly as it was."""
+    import copy
+
+    from fairseq import checkpoint_utils
+
+    save = tmp_path / "a"
+    run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, *COMMON, "--save-dir", save, "--max-update", 5])
+    a_path = save / "checkpoint_last.pt"
+    out = run([cli("fairseq-train"), micro_data, *TRAIN_ARGS, *COMMON, "--save-dir", tmp_path / "b", "--max-update", 3,
+               "--unit-decoder-layers", 4, "--train-only", "t2u", "unit_decoder", "--init-from", a_path])
+    log = out.stdout + out.stderr
+    assert "layers it lacked start as the identity: unit_decoder.layers.2, unit_decoder.layers.3" in log, log[-3000:]
+    a = checkpoint_utils.load_checkpoint_to_cpu(str(a_path))["model"]
+    b = checkpoint_utils.load_checkpoint_to_cpu(str(tmp_path / "b" / "checkpoint_last.pt"))["model"]
+    frozen = [k for k in a if not k.startswith(("unit_decoder.", "t2u_encoder."))]
+    assert frozen and all(torch.equal(a[k], b[k]) for k in frozen), [k for k in frozen if not torch.equal(a[k], b[k])]
+    assert not torch.equal(a["unit_decoder.layers.0.ffn.0.weight"], b["unit_decoder.layers.0.ffn.0.weight"])
+    assert b["unit_decoder.layers.3.ffn.3.weight"].abs().max() > 0  # the grown layers learn
+
+    # the grown model, fresh from --init-from, computes the checkpoint's unit logits
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(a_path)], arg_overrides={"data": str(micro_data)})
+    model = models[0].eval()
+    args = copy.deepcopy(model.args)
+    args.unit_decoder_layers, args.init_from = 4, str(a_path)
+    grown = task.build_model(args).eval()
+    assert len(grown.unit_decoder.layers) == 4
+    states = torch.randn(2, 5, args.decoder_embed_dim)
+    tokens = torch.randint(4, len(model.mt_dict), (2, 5))
+    lengths = torch.tensor([5, 3])
+    with torch.no_grad():
+        want, _ = model.units_forward(states, lengths, tokens)
+        got, _ = grown.units_forward(states, lengths, tokens)
+    assert torch.allclose(want, got, atol=1e-5)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_fairseq_train_on_cuda(micro_data, tmp_path):
     """fairseq-train's own CUDA path with the plugin's task, model and criterion."""

@@ -104,9 +104,14 @@ def main(argv=None):
 
 def _vocoder_changed(old: Path, new: Path) -> bool:
     """Whether the generator in ``new``/model/vocoder differs from ``old``'s (name or bytes)."""
+    from .. import assets
+
     def gen(root):
-        gens = sorted((root / "model" / "vocoder").glob("g_*"))
-        return (gens[-1].name, gens[-1].read_bytes()) if gens else None
+        try:
+            g = assets.vocoder_generator(root / "model" / "vocoder")
+        except FileNotFoundError:
+            return None
+        return g.name, g.read_bytes()
 
     return gen(old) != gen(new)
 
@@ -206,9 +211,10 @@ def export_pair(args, p, argv) -> int:
     pair = m.group(1)
     if pair == assets.pair_name(root):
         p.error(f"{root} is the {pair} pair itself; export it without --pair-of")
-    gens = sorted((root / "model" / "vocoder").glob("g_*"))
-    if not gens:
-        p.error(f"{root}/model/vocoder holds no generator (g_*)")
+    try:
+        assets.vocoder_generator(root / "model" / "vocoder")
+    except FileNotFoundError as e:
+        p.error(str(e))
     dest = root / assets.PAIRS_DIR / pair
     kept = _results_kept(args, p, root, pair, default=False)
     tmp = dest.with_name(f".{pair}.partial")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from argparse import Namespace
 from contextlib import contextmanager
 from functools import partial
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.nn as nn
@@ -24,6 +24,11 @@ from .unit_decoder import CTCUnitDecoder, T2UEncoder, word_end_index
 ASR_TASK = "source_unigram"
 ST_TASK = "ctc_target_unigram"
 MT_TASK = "target_unigram"
+
+
+# what --train-only may name, and the module each part is
+TRAINABLE_PARTS = {"encoder": "encoder", "asr_ctc": "asr_ctc_proj", "st_ctc": "st_ctc_proj",
+                   "mt_decoder": "mt_decoder", "t2u": "t2u_encoder", "unit_decoder": "unit_decoder"}
 
 
 def ctc_blank(dictionary) -> int:
@@ -68,6 +73,9 @@ class EchoStreamModel(BaseFairseqModel):
           help="share of training utterances whose MT decoder sees, for each target token, only the source "
                "prefix that streaming gives it: up to the chunk where the ST-CTC count reaches the token "
                "(0: the whole source always)")
+        a("--train-only", nargs="+", choices=sorted(TRAINABLE_PARTS), metavar="PART",
+          help="train these parts and keep every other one as it is (e.g. 't2u unit_decoder' after --init-from: "
+               "the text side stays the same model); parts: " + ", ".join(sorted(TRAINABLE_PARTS)))
 
     def __init__(self, args, encoder, mt_decoder, t2u_encoder, unit_decoder, asr_dict, st_dict, mt_dict, unit_dict):
         super().__init__()
@@ -83,6 +91,30 @@ class EchoStreamModel(BaseFairseqModel):
         starts = word_start_table(mt_dict)
         starts[mt_dict.eos()] = True
         self.register_buffer("_starts_word", torch.tensor(starts, dtype=torch.bool), persistent=False)
+        parts = getattr(args, "train_only", None)
+        if parts:
+            for name, attr in TRAINABLE_PARTS.items():
+                module = getattr(self, attr)
+                if name not in parts and module is not None:
+                    module.requires_grad_(False)
+
+    def start_grown_layers_as_identity(self, fresh) -> List[str]:
+        """Layers of the T2U encoder and the unit decoder that a checkpoint lacked (every tensor
+        of theirs in ``fresh``: the model was made deeper) start as the identity: their residual
+        branches add zero, so a unit decoder grown on top of its checkpoint's layers computes what
+        the checkpoint computed and training goes on from there. Returns the layers' names."""
+        fresh = set(fresh)
+        grown = []
+        for stack in ("t2u_encoder", "unit_decoder"):
+            layers = getattr(self, stack).layers
+            new = [all(f"{stack}.layers.{i}.{k}" in fresh for k, _ in layer.named_parameters()) for i, layer in enumerate(layers)]
+            if all(new):  # a stack the checkpoint did not have at all trains from its own initialisation
+                continue
+            for i, layer in enumerate(layers):
+                if new[i]:
+                    layer.zero_residual_()
+                    grown.append(f"{stack}.layers.{i}")
+        return grown
 
     @classmethod
     def build_model(cls, args, task):

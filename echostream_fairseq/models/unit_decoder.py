@@ -56,6 +56,14 @@ class Layer(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.drop = nn.Dropout(dropout)
 
+    @torch.no_grad()
+    def zero_residual_(self) -> None:
+        """Make the layer the identity: every residual branch ends in a zero projection."""
+        for lin in (self.self_attn.out, self.cross_attn.out if self.cross_attn is not None else None, self.ffn[-1]):
+            if lin is not None:
+                lin.weight.zero_()
+                lin.bias.zero_()
+
     def forward(self, x, self_allowed, mem=None, mem_allowed=None):
         """Training and offline decoding; streaming steps the same weights through
         ``_cached_attention`` (eval mode: no dropout)."""

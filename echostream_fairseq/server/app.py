@@ -154,15 +154,19 @@ class FrameRate:
         self.rate, self.clock = rate, clock
         self.tokens, self.t = rate, clock()
 
+    def _refilled(self, now: float) -> float:
+        """The tokens the bucket holds at ``now``, before any is taken (uncapped)."""
+        return self.tokens + (now - self.t) * self.rate
+
     def wait(self) -> float:
         now = self.clock()
-        self.tokens = min(self.rate, self.tokens + (now - self.t) * self.rate) - 1
+        self.tokens = min(self.rate, self._refilled(now)) - 1
         self.t = now
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
     def full(self) -> bool:
         """Refilled to a whole burst: the same as a new bucket."""
-        return self.tokens + (self.clock() - self.t) * self.rate >= self.rate
+        return self._refilled(self.clock()) >= self.rate
 
 
 class RequestRate:

@@ -126,6 +126,10 @@ def init_from_checkpoint(model: torch.nn.Module, path: Path) -> List[str]:
     model.load_state_dict(copied, strict=False)
     fresh = sorted(k for k in own if k not in copied)
     logger.info("--init-from %s: %d of %d tensors copied; fresh: %s", path, len(copied), len(own), ", ".join(fresh) or "none")
+    grow = getattr(model, "start_grown_layers_as_identity", None)
+    grown = grow(fresh) if grow is not None else []
+    if grown:
+        logger.info("--init-from %s: layers it lacked start as the identity: %s", path, ", ".join(grown))
     return fresh
 
 

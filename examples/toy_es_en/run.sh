@@ -6,7 +6,7 @@
 #   8 report: assets/results.json, a markdown table and a latency-quality plot
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
 # Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC VOC_PAIRS VOC_INIT VOC_LR VOC_STEPS VOC_GAN_START VOC_THREADS
-#   MAX_UPDATE FT_UPDATES INIT_FROM
+#   MAX_UPDATE FT_UPDATES INIT_FROM TRAIN_EXTRA
 #   VOC_ADAPT_STEPS VOC_ADAPT_LR SEGMENTS SPEECH_SEGMENTS POLICY_SWEEP
 # PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
 #   target sentencepiece model, vocoder: stage 2 is es-en's, and es-en ships first), its model and
@@ -39,6 +39,9 @@ VOC_PAIRS=${VOC_PAIRS:-es-en}
 VOC_INIT=${VOC_INIT:-}
 VOC_LR=${VOC_LR:-1e-3}
 INIT_FROM=${INIT_FROM:-}
+# TRAIN_EXTRA="FLAGS": more fairseq-train flags for stage 3, e.g. with INIT_FROM a deeper unit
+# decoder trained alone: TRAIN_EXTRA="--unit-decoder-layers 4 --train-only t2u unit_decoder"
+read -ra TRAIN_EXTRA <<< "${TRAIN_EXTRA:-}"
 # stage 3 then fits the vocoder to the units the trained model predicts (echostream-model-units:
 # teacher-forced units laid on the reference speech), together with the quantiser's units, for
 # VOC_ADAPT_STEPS steps from the stage-2 vocoder. Off by default (0: ship the stage-2 vocoder):
@@ -75,7 +78,7 @@ VOCA_CMD=("${VOC_TRAIN[@]}" "${VOCA_FLAGS[@]}" --max-steps "$VOC_ADAPT_STEPS")
 # train_cmd CONFIG MAX_UPDATE: sets TRAIN_CMD (the second phase resumes from checkpoint_last.pt)
 # (configs/train_mini.yaml holds the rest of the fairseq-train settings)
 train_cmd() { TRAIN_CMD=("$BIN/echostream-train" --config configs/train_mini.yaml "$D" --config-yaml "$1"
-  --lr "$LR" --warmup-updates "$WARMUP" --max-update "$2" --save-dir "$CKPT"); }
+  --lr "$LR" --warmup-updates "$WARMUP" --max-update "$2" --save-dir "$CKPT" "${TRAIN_EXTRA[@]}"); }
 if [ -n "$INIT_FROM" ]; then  # most weights are trained already: a gentler peak
   LR=${LR:-1e-3}; WARMUP=${WARMUP:-200}
   train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$INIT_FROM"); TRAIN2=()
