@@ -185,6 +185,27 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     assert (grown / "units" / "kmeans.npy").read_bytes() == (tmp_path / "toy" / "es-en" / "units" / "kmeans.npy").read_bytes()
     for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
         assert (grown / "prepared" / name).read_bytes() == (prepared / name).read_bytes(), name
+    # a further pair continued from shipped assets alone: the quantiser in assets/units/, the pair's
+    # model folder (sentencepiece models, CMVN) in assets/pairs/<pair>/model/, no prepared/ folder
+    import shutil
+
+    ko = dict(env, PAIR="ko-en", SRC_VOCAB="120")  # Hangul needs more pieces than its characters
+    p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=ko)
+    assert p.returncode == 0, p.stderr[-3000:]
+    shipped = tmp_path / "assets"
+    (shipped / "units").mkdir(parents=True)
+    shutil.copy(tmp_path / "toy" / "es-en" / "units" / "kmeans.npy", shipped / "units")
+    model = shipped / "pairs" / "ko-en" / "model"
+    model.mkdir(parents=True)
+    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+        shutil.copy(tmp_path / "toy" / "ko-en" / "prepared" / name, model)
+    p = subprocess.run(["bash", script, tmp_path / "again"], capture_output=True, text=True,
+                       env=dict(ko, N_TRAIN="14", SHARED=str(shipped), CONTINUE_FROM=str(model)))
+    assert p.returncode == 0, p.stderr[-3000:]
+    again = tmp_path / "again" / "ko-en"
+    assert (again / "units" / "kmeans.npy").read_bytes() == (shipped / "units" / "kmeans.npy").read_bytes()
+    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+        assert (again / "prepared" / name).read_bytes() == (model / name).read_bytes(), name
 
 
 def test_add_splits_to_an_existing_folder(corpus, tmp_path):

@@ -17,7 +17,10 @@ C=$OUT/$PAIR
 SHARED=${SHARED:-$OUT/es-en}  # the pair whose English target side the others share (SHARED=FOLDER: another)
 UNIT_ARGS=(--num-units $K); SPM_ARGS=(); KMEANS=$C/units/kmeans.npy
 if [ "$PAIR" != es-en ]; then
-  for f in "$SHARED/units/kmeans.npy" "$SHARED/prepared/spm_tgt.model"; do
+  # (with CONTINUE_FROM the target sentencepiece model is that folder's: SHARED=assets, which
+  # holds the quantiser in units/ but no prepared/, then serves to continue a shipped pair)
+  need=("$SHARED/units/kmeans.npy"); [ -n "${CONTINUE_FROM:-}" ] || need+=("$SHARED/prepared/spm_tgt.model")
+  for f in "${need[@]}"; do
     [ -f "$f" ] || { echo "PAIR=$PAIR shares es-en's target side, but $f is missing: run examples/toy_es_en/prepare_data.sh $OUT first" >&2; exit 1; }
   done
   KMEANS=$SHARED/units/kmeans.npy
