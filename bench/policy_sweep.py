@@ -37,6 +37,8 @@ def main(argv=None):
     p.add_argument("--segment-ms", type=float, default=320)
     p.add_argument("--lags", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--strides", type=int, nargs="+", default=[1])
+    p.add_argument("--support-lags", type=int, nargs="+", default=[-1],
+                   help="CTC support lags to run with each lag k (-1: off; those >= k are skipped; default: off)")
     p.add_argument("--whole-word", choices=["both", "yes", "no"], default="both", help="whole-word settings to run")
     p.add_argument("--min-gain", type=float, default=1.0, help="BLEU per 100 ms of AL worth paying (default 1.0)")
     p.add_argument("--target-ratio", type=float, default=0.9,
@@ -63,14 +65,19 @@ def main(argv=None):
 
     offline = run(PolicyConfig(wait_until_end=True), "offline")
     table = []
-    for lag, stride, whole in itertools.product(args.lags, args.strides, WHOLE[args.whole_word]):
-        pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole)
-        table.append((lag, stride, whole) + run(pol, f"k={lag} n={stride} whole_word={whole}"))
+    for lag, stride, whole, sup in itertools.product(args.lags, args.strides, WHOLE[args.whole_word], args.support_lags):
+        if sup >= lag:
+            continue
+        sup = None if sup < 0 else sup
+        pol = PolicyConfig(lag_k=lag, stride_n=stride, whole_word=whole, support_lag=sup)
+        table.append((lag, stride, whole) + run(pol, f"k={lag} n={stride} whole_word={whole} support={sup}") + (sup,))
     print(f"{len(rows)} utterances of {args.list}, {args.segment_ms:g} ms segments\n")
-    print("| lag k | stride n | whole-word | BLEU | repeats /100 w | AL ms | StartOffset ms |\n|---|---|---|---|---|---|---|")
-    for lag, stride, whole, b, rep, a, s in table:
-        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {b:.1f} ({b / max(offline[0], 1e-9):.2f} x) | {rep:.2f} | {a:.0f} | {s:.0f} |")
-    print(f"| offline (decided at the end) | | | {offline[0]:.1f} | {offline[1]:.2f} | {offline[2]:.0f} | {offline[3]:.0f} |")
+    print("| lag k | stride n | whole-word | support lag | BLEU | repeats /100 w | AL ms | StartOffset ms |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for lag, stride, whole, b, rep, a, s, sup in table:
+        print(f"| {lag} | {stride} | {'yes' if whole else 'no'} | {'off' if sup is None else sup} | "
+              f"{b:.1f} ({b / max(offline[0], 1e-9):.2f} x) | {rep:.2f} | {a:.0f} | {s:.0f} |")
+    print(f"| offline (decided at the end) | | | | {offline[0]:.1f} | {offline[1]:.2f} | {offline[2]:.0f} | {offline[3]:.0f} |")
     # the knee: walking up the AL axis, stop where the next setting buys < --min-gain BLEU per 100 ms
     rows = sorted(table, key=lambda t: (t[5], not t[2]))
     pick = rows[0]
@@ -80,11 +87,15 @@ def main(argv=None):
         if (nxt[3] - pick[3]) / ((nxt[5] - pick[5]) / 100) < args.min_gain:
             break
         pick = nxt
-    print(f"\nknee (each further step buys < {args.min_gain} BLEU per 100 ms AL): lag_k={pick[0]} stride_n={pick[1]} whole_word={pick[2]}")
+    def name(t, sep="=", join=" "):
+        sup = [] if t[7] is None else [f"support_lag{sep}{t[7]}"]
+        return join.join([f"lag_k{sep}{t[0]}", f"stride_n{sep}{t[1]}", f"whole_word{sep}{t[2]}"] + sup)
+
+    print(f"\nknee (each further step buys < {args.min_gain} BLEU per 100 ms AL): {name(pick)}")
     near = [t for t in rows if t[3] >= args.target_ratio * offline[0]]
     if near:
-        print(f"lowest AL within {args.target_ratio:g} x offline BLEU ({offline[0]:.1f}): lag_k={near[0][0]} stride_n={near[0][1]} "
-              f"whole_word={near[0][2]} (BLEU {near[0][3]:.1f}, AL {near[0][5]:.0f} ms)")
+        print(f"lowest AL within {args.target_ratio:g} x offline BLEU ({offline[0]:.1f}): {name(near[0])} "
+              f"(BLEU {near[0][3]:.1f}, AL {near[0][5]:.0f} ms)")
     else:
         print(f"no setting reaches {args.target_ratio:g} x offline BLEU ({offline[0]:.1f})")
     if args.write_policy:
@@ -93,8 +104,8 @@ def main(argv=None):
                  f"# {args.list} ({args.segment_ms:g} ms segments; offline BLEU {offline[0]:.1f}): "
                  + (f"the lowest AL within {args.target_ratio:g} x offline" if near else "the knee (none within "
                     f"{args.target_ratio:g} x offline)")]
-        lines += [f"#   lag_k {t[0]} stride_n {t[1]} whole_word {t[2]}: BLEU {t[3]:.1f}, AL {t[5]:.0f} ms" for t in table]
-        lines += ["policy:", f"  lag_k: {chosen[0]}", f"  stride_n: {chosen[1]}", f"  whole_word: {str(chosen[2]).lower()}"]
+        lines += [f"#   {name(t, ' ')}: BLEU {t[3]:.1f}, AL {t[5]:.0f} ms" for t in table]
+        lines += ["policy:"] + [f"  {x.lower()}" for x in name(chosen, ": ", "\n").split("\n")]
         args.write_policy.parent.mkdir(parents=True, exist_ok=True)
         args.write_policy.write_text("\n".join(lines) + "\n")
         print(f"wrote {args.write_policy}")

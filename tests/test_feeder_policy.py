@@ -83,6 +83,20 @@ def test_gate_opens_with_the_st_count_less_the_lag():
     assert decisions.open_gate(decisions.Gate(), 0, 2, 0, 1, False, asr_head=False).allowed == 2  # no ASR head: ST alone
 
 
+def test_ctc_support_counts_what_the_ctc_heard_and_the_translation_has_not_said():
+    assert decisions.ctc_supported(7, committed=[], ctc_tokens=[5, 7])
+    assert not decisions.ctc_supported(7, committed=[7], ctc_tokens=[5, 7])  # said as often as heard
+    assert decisions.ctc_supported(7, committed=[7], ctc_tokens=[7, 5, 7])  # heard twice
+    assert not decisions.ctc_supported(9, committed=[], ctc_tokens=[5, 7])  # never heard
+
+
+def test_support_lag_is_one_setting_with_the_lag():
+    assert _policy(["--lag-k", "3", "--support-lag", "0"]).support_lag == 0
+    assert _policy(["--lag-k", "3", "--support-lag", "-1"]).support_lag is None
+    with pytest.raises(ValueError, match="support_lag"):
+        _policy(["--lag-k", "1", "--support-lag", "1"])  # not below the lag
+
+
 def test_whole_word_emission_stops_before_the_last_word_start():
     #            ▁the ▁gi  rl  ▁dr  aws
     starts = [True, True, False, True, False]

@@ -88,6 +88,31 @@ def test_raising_the_lag_never_lowers_al_on_the_examples():
     assert al[4] > al[0], al
 
 
+def test_ctc_support_commits_early_only_what_the_st_ctc_heard():
+    """With a lag no sentence reaches, only CTC support lets tokens out before the end: every
+    token past the first (the whole-word look-ahead) is one the ST-CTC has counted, as often."""
+    from collections import Counter
+
+    from echostream_fairseq.streaming.engine import PolicyConfig, StreamingSession
+
+    res = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", vocoder=False)
+    early = {}
+    for support in (None, 0):
+        early[support] = 0
+        for ex in assets.read_examples(ROOT):
+            wav = features.read_audio(ex["src_audio"])
+            s = StreamingSession(res, PolicyConfig(lag_k=50, support_lag=support), speech=False)
+            for i in range(0, len(wav), 5120):
+                s.step(wav[i : i + 5120])
+                st = [s._st_as_mt[t] for t in s.st] if s._st_as_mt else list(s.st)
+                assert not Counter(s.committed[1:]) - Counter(st), (ex["id"], s.committed, st)
+            early[support] += len(s.committed)  # before the end of the source
+            s.finish()
+            assert s.translation, ex["id"]
+    n = len(assets.read_examples(ROOT))
+    assert early[None] <= n < early[0], early  # lag 50 alone: at most one token per example
+
+
 @pytest.mark.slow
 def test_make_demo_streams_the_examples(tmp_path):
     out = tmp_path / "demo"

@@ -20,7 +20,9 @@ Policy (``PolicyConfig``):
 * CTC gating: the MT decoder runs only when the ASR-CTC prefix grew since it last ran and the
   ST-CTC prefix grew by at least ``stride_n`` tokens; it may then commit up to
   ``((|ST| - lag_k) // stride_n) * stride_n`` target tokens (+1 in whole-word mode, the token
-  that shows whether the last word is complete).
+  that shows whether the last word is complete). With ``support_lag``, a second gate opens at
+  that smaller lag for tokens the ST-CTC backs (counted more often than said so far); a token
+  past the first gate that the ST-CTC does not back is a stop decision.
 * Whole words: a subword is emitted (text, units, speech) only once the next committed token
   starts a new word, or at the end of the source.
 * A decoder step whose argmax is end-of-sentence before the source has ended is a stop
@@ -153,6 +155,7 @@ class StreamingSession:
         self._asr_prev: Optional[int] = None
         self._st_prev: Optional[int] = None
         self.gate = decisions.Gate()  # CTC gating: how many target tokens may be committed
+        self.support_gate = decisions.Gate()  # how many, when the ST-CTC backs them (support_lag)
         self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
         self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
         self.mt_done = False
@@ -186,7 +189,7 @@ class StreamingSession:
 
     @property
     def allowed(self) -> int:
-        return self.gate.allowed
+        return max(self.gate.allowed, self.support_gate.allowed)
 
     def _update_allowance(self) -> None:
         p = self.policy
@@ -195,8 +198,11 @@ class StreamingSession:
             return
         if p.wait_until_end or self.m.st_ctc_proj is None:
             return
-        self.gate = decisions.open_gate(self.gate, len(self.asr), len(self.st), p.lag_k, p.stride_n, p.whole_word,
-                                     asr_head=self.m.asr_ctc_proj is not None)
+        asr_head = self.m.asr_ctc_proj is not None
+        self.gate = decisions.open_gate(self.gate, len(self.asr), len(self.st), p.lag_k, p.stride_n, p.whole_word, asr_head)
+        if p.support_lag is not None:
+            self.support_gate = decisions.open_gate(self.support_gate, len(self.asr), len(self.st), p.support_lag,
+                                                    p.stride_n, p.whole_word, asr_head)
 
     def _decode_begin(self) -> bool:
         """Whether the MT decoder may run at all in this step."""
@@ -228,6 +234,9 @@ class StreamingSession:
             else:
                 lprobs[nxt] = -float("inf")
                 nxt = int(lprobs.argmax())
+        if (nxt != eos and len(self.committed) >= self.gate.allowed and not (self.finished or self._closing)
+                and not decisions.ctc_supported(nxt, self.committed, st)):
+            nxt = eos  # past the lag_k gate, only what the ST-CTC heard: wait for more source
         if nxt == eos and not (self.finished or self._closing):
             self.mt.rollback(snapshot)  # stop decision: decode this position again later
             self.count.stop_decisions += 1

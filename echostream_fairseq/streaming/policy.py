@@ -21,6 +21,11 @@ class PolicyConfig:
     # toy es-en model (bench/policy_sweep.py, 320 ms): +15.7 BLEU over lag 0 for +218 ms AL
     lag_k: int = 1
     stride_n: int = 1
+    # CTC support: a token that the ST-CTC has counted and the MT decoder has not said yet may be
+    # committed at this smaller lag; the others wait for lag_k (None: every token waits for lag_k).
+    # The decoder says early what the CTC heard, and waits where it would guess (a word order
+    # that differs, a word not heard yet)
+    support_lag: Optional[int] = None
     whole_word: bool = True
     wait_until_end: bool = False  # decode only at the end of the source (= offline greedy)
     vocoder_context_frames: Optional[int] = 4  # None: the generator's full receptive field (exact)
@@ -38,6 +43,8 @@ class PolicyConfig:
     def __post_init__(self):
         if self.lag_k < 0 or self.stride_n < 1:
             raise ValueError(f"lag_k must be >= 0 and stride_n >= 1, got {self.lag_k}, {self.stride_n}")
+        if self.support_lag is not None and not 0 <= self.support_lag < self.lag_k:
+            raise ValueError(f"support_lag must be None or in [0, lag_k) = [0, {self.lag_k}), got {self.support_lag}")
         if self.pause_ms is not None and self.pause_ms <= 0:
             raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
         if self.punct_delay is not None and self.punct_delay < 0:
@@ -62,6 +69,11 @@ class PolicyConfig:
         g.add_argument("--lag-k", type=int,
                        help=f"CTC gating: target tokens held back behind the ST-CTC count (default: {model}{cls.lag_k})")
         g.add_argument("--stride-n", type=int, help=f"CTC gating stride (default: {model}{cls.stride_n})")
+        g.add_argument("--support-lag", type=int,
+                       help="CTC support: a target token the ST-CTC has counted and the translation has not said yet may "
+                            "be committed at this smaller lag (0 <= it < --lag-k); the others wait for --lag-k. One "
+                            "setting with --lag-k: either flag given, both come from the command line "
+                            f"(-1: off; default: {model}off)")
         g.add_argument("--no-whole-word", action="store_true", default=None, help="emit subwords as soon as they are committed")
         g.add_argument("--vocoder-context-frames", type=int,
                        help=f"vocoder look-back/look-ahead in unit frames (-1: its full receptive field, exact; default: "
@@ -81,7 +93,7 @@ class PolicyConfig:
 
     # each setting and the flags (argparse dests) that set it: given on the command line or in a
     # --config file, a setting's flags all come from there; otherwise from the model's file
-    _SETTINGS = {"lag_k": ("lag_k",), "stride_n": ("stride_n",), "whole_word": ("no_whole_word",),
+    _SETTINGS = {"lag_k": ("lag_k", "support_lag"), "stride_n": ("stride_n",), "whole_word": ("no_whole_word",),
                  "vocoder_context_frames": ("vocoder_context_frames",), "vocoder_flush": ("no_vocoder_flush",),
                  "pause_ms": ("pause_ms", "no_pause"), "silence_db": ("silence_db",), "punct_delay": ("punct_delay", "no_punct")}
 
@@ -116,7 +128,7 @@ class PolicyConfig:
         flags' defaults; learned boundaries need ``punct_model`` (a punctuation model is loaded),
         and say so in the log when there is none. A bad model file is a ConfigError naming it."""
         model = cls.read_model_file(model_dir) if model_dir is not None else {}
-        v = {"lag_k": cls.lag_k, "stride_n": cls.stride_n, "no_whole_word": False, "vocoder_context_frames": cls.vocoder_context_frames,
+        v = {"lag_k": cls.lag_k, "stride_n": cls.stride_n, "support_lag": -1, "no_whole_word": False, "vocoder_context_frames": cls.vocoder_context_frames,
              "no_vocoder_flush": False, "pause_ms": cls.FLAG_PAUSE_MS, "no_pause": False, "silence_db": cls.silence_db,
              "punct_delay": cls.FLAG_PUNCT_DELAY, "no_punct": False}
         for dests in cls._SETTINGS.values():
@@ -127,7 +139,9 @@ class PolicyConfig:
             logger.info("no punctuation model loaded: learned sentence boundaries are off")
             delay = None
         ctx = v["vocoder_context_frames"]
-        return cls(lag_k=v["lag_k"], stride_n=v["stride_n"], whole_word=not v["no_whole_word"],
+        support = v["support_lag"]
+        return cls(lag_k=v["lag_k"], stride_n=v["stride_n"], support_lag=None if support is None or support < 0 else support,
+                   whole_word=not v["no_whole_word"],
                    vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
                    vocoder_flush=not v["no_vocoder_flush"],
                    pause_ms=None if v["no_pause"] else v["pause_ms"], silence_db=v["silence_db"], punct_delay=delay)
@@ -151,6 +165,12 @@ def open_gate(gate: Gate, n_asr: int, n_st: int, lag_k: int, stride_n: int, whol
         allowed = max(gate.allowed, max(0, (n_st - lag_k) // stride_n * stride_n) + int(whole_word))
         return Gate(allowed, n_asr, n_st)
     return gate
+
+
+def ctc_supported(token: int, committed: Sequence[int], ctc_tokens: Sequence[int]) -> bool:
+    """Whether the ST-CTC backs ``token`` as the next committed token: it counted the token more
+    often than the translation ``committed`` has said it (same dictionary)."""
+    return sum(t == token for t in ctc_tokens) > sum(t == token for t in committed)
 
 
 def whole_word_end(starts_word: Callable[[int], bool], n_tokens: int, ready: int, emitted: int) -> int:

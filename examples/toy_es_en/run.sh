@@ -7,7 +7,7 @@
 # Usage: examples/toy_es_en/run.sh [FIRST_STAGE [LAST_STAGE]]
 # Knobs (environment): PAIR DATA_ROOT RUNS ASSETS VOC VOC_PAIRS VOC_INIT VOC_LR VOC_STEPS VOC_GAN_START VOC_THREADS
 #   MAX_UPDATE FT_UPDATES INIT_FROM TRAIN_EXTRA
-#   VOC_ADAPT_STEPS VOC_ADAPT_LR SEGMENTS SPEECH_SEGMENTS POLICY_SWEEP
+#   VOC_ADAPT_STEPS VOC_ADAPT_LR SEGMENTS SPEECH_SEGMENTS POLICY_SWEEP POLICY_RATIO
 # PAIR=ko-en (default es-en): another pair into English. It shares es-en's target side (units,
 #   target sentencepiece model, vocoder: stage 2 is es-en's, and es-en ships first), its model and
 #   punctuation model go to runs/toy_mini_ko-en and runs/punct_ko-en, stage 4 exports it into
@@ -92,15 +92,16 @@ PUNCT=$RUNS/punct$SUFFIX/punct.pt
 SRC=${PAIR%%-*}
 PUNCT_CMD=("$BIN/echostream-train-punct" --train-text "$C/train.$SRC" --valid-text "$C/dev.$SRC" --spm "$D/spm_src.model"
   --dict "$D/dict_src.txt" --out "$PUNCT" --steps 1500 --threads 1 --no-progress-bar)
-# the model's streaming policy, measured on dev: the lowest lag whose BLEU reaches 0.9 x the same
-# engine's offline BLEU (else the knee of the latency-quality curve); it ships as model/policy.yaml.
-# POLICY_SWEEP=0 ships none (the flags' default, lag 1): es-en's default, where lag 1 already keeps
-# 0.92 x of offline BLEU on test at S2ST AL 1.37 s and the sweep's lag 2 measured 0.97 x at 1.60 s,
-# over the 1.5 s latency bar, for +0.7 ASR-BLEU
-POLICY_SWEEP=${POLICY_SWEEP:-$([ "$PAIR" = es-en ] && echo 0 || echo 1)}
+# the model's streaming policy, measured on dev: the lowest latency whose BLEU reaches
+# POLICY_RATIO x the same engine's offline BLEU (else the knee of the latency-quality curve),
+# over lags 1-5 with and without CTC support (--support-lag); it ships as model/policy.yaml.
+# 0.94, not the 0.9 bar: streaming keeps less of the offline BLEU on test than on dev (es-en,
+# lag 1: 0.89 x on dev, 0.875 x on test). POLICY_SWEEP=0 ships none (the flags' default, lag 1)
+POLICY_SWEEP=${POLICY_SWEEP:-1}
+POLICY_RATIO=${POLICY_RATIO:-0.94}
 POLICY=$RUNS/policy$SUFFIX.yaml
 POLICY_CMD=("$BIN/python" bench/policy_sweep.py --checkpoint "$CKPT/checkpoint_last.pt" --data-dir "$D" --list "$C/dev.tsv"
-  --limit 100 --lags 1 2 3 4 5 --whole-word yes --target-ratio 0.9 --write-policy "$POLICY")
+  --limit 200 --lags 1 2 3 4 5 --support-lags -1 0 1 --whole-word yes --target-ratio "$POLICY_RATIO" --write-policy "$POLICY")
 LONGFORM_CMDS=("$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --pause-ms 700 1200 --format flac --seed 1"
   "$BIN/echostream-make-longform --list $C/test.tsv --out $RUNS/longform --sentences 12 --no-pause --format flac --seed 2")
 
@@ -146,9 +147,13 @@ TRAINED_BY=(--built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-b
   --built-by "${PUNCT_CMD[*]#$PWD/}")
 [ "$POLICY_SWEEP" = 0 ] || TRAINED_BY+=(--built-by "${POLICY_CMD[*]#$PWD/}" --policy "$POLICY")
 if stage 4 && [ "$POLICY_SWEEP" != 0 ]; then
-  say "4/8 streaming policy of $CKPT/checkpoint_last.pt on 100 dev utterances -> $POLICY"
-  # (kept while newer than the model)
-  [ "$POLICY" -nt "$CKPT/checkpoint_last.pt" ] && echo "   kept $POLICY" || logged "$RUNS/policy$SUFFIX.log" "${POLICY_CMD[@]}"
+  say "4/8 streaming policy of $CKPT/checkpoint_last.pt on 200 dev utterances -> $POLICY"
+  # (kept while newer than the model and made by the same sweep)
+  if [ "$POLICY" -nt "$CKPT/checkpoint_last.pt" ] && [ "$(cat "$POLICY.cmd" 2>/dev/null)" = "${POLICY_CMD[*]}" ]; then
+    echo "   kept $POLICY"
+  else
+    logged "$RUNS/policy$SUFFIX.log" "${POLICY_CMD[@]}" && echo "${POLICY_CMD[*]}" > "$POLICY.cmd"
+  fi
   grep -v "^#" "$POLICY" | sed 's/^/   /'
 fi
 if stage 4 && [ "$PAIR" != es-en ]; then
