@@ -23,7 +23,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import torch
 import yaml
@@ -85,8 +85,8 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     slim = {k: st[k] for k in ("args", "cfg", "task_state") if k in st}
     for part in ("task", "model"):  # where training started and what it froze are history, not inference
         sub = (slim.get("cfg") or {}).get(part)
-        for key in ("init_from", "train_only"):
-            if sub is not None and getattr(sub, key, None):
+        for key in ("init_from", "train_only") if sub is not None else ():
+            if getattr(sub, key, None):
                 setattr(sub, key, None)
     slim["model"] = _half(st["model"]) if fp16 else st["model"]
     slim["extra_state"] = {"train_iterator": {"epoch": st.get("extra_state", {}).get("train_iterator", {}).get("epoch", 1)}}

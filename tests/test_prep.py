@@ -11,7 +11,7 @@ from conftest import build, cli, run
 from echostream_fairseq import features
 from echostream_fairseq.prep import tts
 from echostream_fairseq.prep.corpus import make_corpus
-from echostream_fairseq.prep.s2st import PrepOptions, prepare_from_lists
+from echostream_fairseq.prep.s2st import CONTINUED_FILES, PrepOptions, prepare_from_lists
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_empty_text(corpus, tmp_path):
 
 def test_ids_that_differ_between_lists_and_units(corpus, tmp_path):
     c = _copy(corpus, tmp_path)
-    uid = _edit(c / "test.tsv", 2, "id", "not-in-units")
+    _edit(c / "test.tsv", 2, "id", "not-in-units")
     _expect_failure(c, tmp_path / "out", FileNotFoundError, "test.tsv", "not-in-units", "no unit file")
 
 
@@ -183,7 +183,7 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     assert (grown / "dev.tsv").read_text() == (tmp_path / "toy" / "es-en" / "dev.tsv").read_text()
     assert "--kmeans" in p.stdout  # the first folder's quantiser, carried by the new units folder (not fitted again)
     assert (grown / "units" / "kmeans.npy").read_bytes() == (tmp_path / "toy" / "es-en" / "units" / "kmeans.npy").read_bytes()
-    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+    for name in CONTINUED_FILES:
         assert (grown / "prepared" / name).read_bytes() == (prepared / name).read_bytes(), name
     # a further pair continued from shipped assets alone: the quantiser in assets/units/, the pair's
     # model folder (sentencepiece models, CMVN) in assets/pairs/<pair>/model/, no prepared/ folder
@@ -197,14 +197,14 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     shutil.copy(tmp_path / "toy" / "es-en" / "units" / "kmeans.npy", shipped / "units")
     model = shipped / "pairs" / "ko-en" / "model"
     model.mkdir(parents=True)
-    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+    for name in CONTINUED_FILES:
         shutil.copy(tmp_path / "toy" / "ko-en" / "prepared" / name, model)
     p = subprocess.run(["bash", script, tmp_path / "again"], capture_output=True, text=True,
                        env=dict(ko, N_TRAIN="14", SHARED=str(shipped), CONTINUE_FROM=str(model)))
     assert p.returncode == 0, p.stderr[-3000:]
     again = tmp_path / "again" / "ko-en"
     assert (again / "units" / "kmeans.npy").read_bytes() == (shipped / "units" / "kmeans.npy").read_bytes()
-    for name in ("spm_src.model", "spm_tgt.model", "gcmvn.npz"):
+    for name in CONTINUED_FILES:
         assert (again / "prepared" / name).read_bytes() == (model / name).read_bytes(), name
 
 

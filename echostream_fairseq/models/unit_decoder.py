@@ -59,10 +59,10 @@ class Layer(nn.Module):
     @torch.no_grad()
     def zero_residual_(self) -> None:
         """Make the layer the identity: every residual branch ends in a zero projection."""
-        for lin in (self.self_attn.out, self.cross_attn.out if self.cross_attn is not None else None, self.ffn[-1]):
-            if lin is not None:
-                lin.weight.zero_()
-                lin.bias.zero_()
+        outs = [self.self_attn.out, self.ffn[-1]] + ([self.cross_attn.out] if self.cross_attn is not None else [])
+        for lin in outs:
+            lin.weight.zero_()
+            lin.bias.zero_()
 
     def forward(self, x, self_allowed, mem=None, mem_allowed=None):
         """Training and offline decoding; streaming steps the same weights through
