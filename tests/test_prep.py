@@ -187,8 +187,6 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
         assert (grown / "prepared" / name).read_bytes() == (prepared / name).read_bytes(), name
     # a further pair continued from shipped assets alone: the quantiser in assets/units/, the pair's
     # model folder (sentencepiece models, CMVN) in assets/pairs/<pair>/model/, no prepared/ folder
-    import shutil
-
     ko = dict(env, PAIR="ko-en", SRC_VOCAB="120")  # Hangul needs more pieces than its characters
     p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=ko)
     assert p.returncode == 0, p.stderr[-3000:]
