@@ -125,8 +125,45 @@ def test_unseen_voice_split_is_disjoint_from_training_voices(tmp_path):
     assert {r for _, r, _ in unseen}.isdisjoint({r for _, r, _ in seen})
     assert {p for _, _, p in unseen}.isdisjoint({p for _, _, p in seen})
     # and from everything training could ever draw
-    from echostream_fairseq.prep.corpus import ESPEAK_VARIANTS, TRAIN_PITCHES, TRAIN_RATES
+    from echostream_fairseq.prep.corpus import TRAIN_PITCHES, TRAIN_RATES, TRAIN_VARIANTS
 
-    assert not {f"+{v}" for v, _, _ in unseen} & set(ESPEAK_VARIANTS)
+    assert not {f"+{v}" for v, _, _ in unseen} & set(TRAIN_VARIANTS)
     assert all(not TRAIN_RATES[0] <= r <= TRAIN_RATES[1] and not TRAIN_PITCHES[0] <= p <= TRAIN_PITCHES[1] for _, r, p in unseen)
     assert sf.info(str(root / unseen_rows[0]["src_audio"])).duration > 0.3
+
+
+def test_training_voices_are_every_installed_variant_but_the_unseen_ones():
+    """Training draws from (almost) every espeak-ng variant; dev and test keep their eleven; none
+    is an unseen-voice variant or a numbered sibling of one (iven -> iven2)."""
+    import subprocess
+
+    from echostream_fairseq.prep.corpus import ESPEAK_VARIANTS, TRAIN_VARIANTS, UNSEEN_VARIANTS, _voice
+
+    listing = subprocess.run(["espeak-ng", "--voices=variant"], check=True, capture_output=True, text=True).stdout
+    installed = {line.split()[4].split("/", 1)[1] for line in listing.splitlines()[1:] if line.split()}
+    assert {v[1:] for v in TRAIN_VARIANTS + UNSEEN_VARIANTS if v} <= installed
+    assert len(set(TRAIN_VARIANTS)) == len(TRAIN_VARIANTS) > 70
+    unseen_names = {v[1:] for v in UNSEEN_VARIANTS}
+    for v in TRAIN_VARIANTS:
+        base = re.sub(r"\d+$", "", v[1:])
+        assert v[1:] not in unseen_names and (base not in unseen_names or v in ESPEAK_VARIANTS), v
+    drawn = {split: {_voice(f"es-en-{split}-{i:05d}", 0, split, "es")[0].partition("+")[2] for i in range(400)}
+             for split in SPLITS}
+    assert {f"+{v}" if v else v for v in drawn["dev"] | drawn["test"]} <= set(ESPEAK_VARIANTS)
+    assert len(drawn["train"]) > 50 and drawn["train"] - {v[1:] for v in ESPEAK_VARIANTS}
+
+
+def test_rerun_speaks_again_a_wav_whose_voice_changed(tmp_path):
+    """A corpus made by an earlier version of the kit (another voice in the list) is not reused
+    silently: those wavs are spoken again, the others kept."""
+    root = make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
+    lst = root / "train.tsv"
+    lines = lst.read_text().splitlines()
+    cols = lines[1].split("\t")
+    cols[-1] = "es+m1 r100 p10"  # as an older kit would have written it
+    lst.write_text("\n".join([lines[0], "\t".join(cols)] + lines[2:]) + "\n")
+    changed, kept = root / "wav" / f"{cols[0]}_src.wav", root / "wav" / "es-en-train-00001_src.wav"
+    stamps = changed.stat().st_mtime_ns, kept.stat().st_mtime_ns
+    make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
+    assert changed.stat().st_mtime_ns != stamps[0] and kept.stat().st_mtime_ns == stamps[1]
+    assert read_list(lst)[0]["src_voice"] != "es+m1 r100 p10"

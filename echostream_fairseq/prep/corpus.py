@@ -37,7 +37,20 @@ from .grammar import Grammar
 PAIRS = ("es-en", "ko-en", "de-en")
 SPLITS = ("train", "dev", "test")
 TARGET_VOICE = "slt"
+# dev and test voices: the language's voice alone or with one of these espeak-ng variants
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
+# training voices: those and every other variant espeak-ng 1.51 installs, except the unseen-voice
+# split's, the numbered siblings of its named voices (edward2, Gene2, iven2-4, steph2-3) and
+# "Mr serious" (a space in its name)
+TRAIN_VARIANTS = ESPEAK_VARIANTS + [
+    "+Alex", "+Andrea", "+Andy", "+Annie", "+AnxiousAndy", "+Demonic", "+Diogo", "+Henrique", "+Hugo", "+Jacky",
+    "+Lee", "+Marco", "+Mario", "+Michael", "+Mike", "+Nguyen", "+RicishayMax", "+RicishayMax2", "+RicishayMax3",
+    "+Storm", "+Tweaky", "+UniRobot", "+anika", "+anikaRobot", "+announcer", "+antonio", "+aunty", "+belinda",
+    "+boris", "+croak", "+david", "+ed", "+fast", "+grandpa", "+gustave", "+john", "+kaukovalta", "+klatt3",
+    "+klatt5", "+klatt6", "+m5", "+m6", "+m8", "+marcelo", "+max", "+miguel", "+norbert", "+paul", "+pedro",
+    "+quincy", "+rob", "+robert", "+robosoft", "+robosoft2", "+robosoft3", "+robosoft4", "+robosoft5",
+    "+robosoft6", "+robosoft7", "+robosoft8", "+sandro", "+shelby", "+whisper", "+whisperf", "+zac",
+]
 TRAIN_RATES, TRAIN_PITCHES = (135, 185), (30, 70)  # drawn per utterance, inclusive
 # The unseen-voice test split (--unseen-voices): espeak-ng variants, rates and pitches that no
 # other split uses, for the same sentences as the test split.
@@ -201,11 +214,34 @@ def read_list(path: Path) -> List[Dict[str, str]]:
     return rows
 
 
+def _voice(uid: str, seed: int, split: str, src_lang: str) -> Tuple[str, int, int]:
+    """(espeak-ng voice, rate, pitch) of one utterance of a train, dev or test split."""
+    r = random.Random(f"{uid}-{seed}")
+    voice = r.choice(SOURCE_VOICES[src_lang]) + r.choice(TRAIN_VARIANTS if split == "train" else ESPEAK_VARIANTS)
+    return voice, r.randint(*TRAIN_RATES), r.randint(*TRAIN_PITCHES)
+
+
 def _unseen_voice(uid: str, seed: int, src_lang: str) -> Tuple[str, int, int]:
     r = random.Random(f"{uid}-{seed}-unseen")
     lo, hi = r.choice(UNSEEN_RATES)
     plo, phi = r.choice(UNSEEN_PITCHES)
     return r.choice(SOURCE_VOICES[src_lang]) + r.choice(UNSEEN_VARIANTS), r.randint(lo, hi), r.randint(plo, phi)
+
+
+def _voice_column(u: Utterance) -> str:
+    return f"{u.voice} r{u.rate} p{u.pitch}"
+
+
+def _drop_revoiced(root: Path, split: str, utts: List[Utterance]) -> None:
+    """A finished wav is kept on a rerun, unless the split's list says another voice spoke it
+    (a corpus made by an earlier version of the kit): then it is spoken again."""
+    lst = root / f"{split}.tsv"
+    if not lst.is_file():
+        return
+    before = {r["id"]: r["src_voice"] for r in read_list(lst)}
+    for u in utts:
+        if u.split == split and before.get(u.id, _voice_column(u)) != _voice_column(u):
+            (root / "wav" / f"{u.id}_src.wav").unlink(missing_ok=True)
 
 
 def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs: int = 2, unseen_voices: bool = False) -> Path:
@@ -222,9 +258,7 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
     for split in SPLITS:
         for i, (src, tgt) in enumerate(sents[split]):
             uid = f"{pair}-{split}-{i:05d}"
-            r = random.Random(f"{uid}-{seed}")
-            voice = r.choice(SOURCE_VOICES[src_lang]) + r.choice(ESPEAK_VARIANTS)
-            utts.append(Utterance(uid, split, src, tgt, voice, r.randint(*TRAIN_RATES), r.randint(*TRAIN_PITCHES)))
+            utts.append(Utterance(uid, split, src, tgt, *_voice(uid, seed, split, src_lang)))
     splits = SPLITS
     if unseen_voices:
         splits = SPLITS + (UNSEEN_SPLIT,)
@@ -232,6 +266,7 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
             uid = f"{pair}-{UNSEEN_SPLIT}-{i:05d}"
             utts.append(Utterance(uid, UNSEEN_SPLIT, src, tgt, *_unseen_voice(uid, seed, src_lang)))
     for split in splits:  # a list file marks a complete split: drop stale ones first
+        _drop_revoiced(root, split, utts)
         (root / f"{split}.tsv").unlink(missing_ok=True)
     jobs_list = [(u, src_lang, str(wav_dir)) for u in utts]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
@@ -242,7 +277,7 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
         _write_atomic(root / f"{split}.{src_lang}", lambda f: f.writelines(u.src_text + "\n" for u in us))
         _write_atomic(root / f"{split}.en", lambda f: f.writelines(u.tgt_text + "\n" for u in us))
         write_tsv(root / f"{split}.tsv", LIST_COLUMNS, [
-            [u.id, f"wav/{u.id}_src.wav", f"wav/{u.id}_tgt.wav", u.src_text, u.tgt_text, f"{u.voice} r{u.rate} p{u.pitch}"]
+            [u.id, f"wav/{u.id}_src.wav", f"wav/{u.id}_tgt.wav", u.src_text, u.tgt_text, _voice_column(u)]
             for u in us
         ])
     stats = corpus_stats(root, src_lang)
