@@ -207,7 +207,8 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
     assets.write_json(copy / assets.RESULTS, {**res, "pairs": {**res.get("pairs", {}), "xx-en": {"results": {"offline_bleu": 1.0}},
                                                                "yy-en": {"results": {"offline_bleu": 2.0}}}})
     export = [cli("echostream-export-assets"), "--pair-of", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt",
-              "--data-dir", ROOT / "model", "--punct", ROOT / "model" / "punct.pt", "--examples-list", lst, "--num-examples", "2"]
+              "--data-dir", ROOT / "model", "--punct", ROOT / "model" / "punct.pt", "--policy", ROOT / "model" / "policy.yaml",
+              "--examples-list", lst, "--num-examples", "2"]
     tight = f"{assets.total_size(copy) / 2**20 + 0.5:.1f}"  # less room than a model takes
     p = subprocess.run([*export, "--max-mb", tight], capture_output=True, text=True)
     assert p.returncode == 2 and f"more than --max-mb {tight}" in p.stderr and not (copy / "pairs" / "xx-en").exists()
@@ -223,7 +224,7 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
                             tmp_path / f"{pair}.wav", "--assets", copy, "--pair", pair], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         outs[pair] = [l for l in r.stdout.splitlines() if "translation:" in l][-1]
-    assert outs["es-en"] == outs["xx-en"]  # the same model behind both pairs, through the shared vocoder
+    assert outs["es-en"] == outs["xx-en"]  # the same model and policy behind both pairs, through the shared vocoder
     assert sf.info(str(tmp_path / "xx-en.wav")).frames > 0
 
 
