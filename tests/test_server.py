@@ -247,6 +247,44 @@ def test_faults_get_a_clear_error_and_the_server_keeps_serving(server, examples,
     assert asyncio.run(stream(url, wav, 16000, 320))[2]["type"] == "done"
 
 
+def _strict(text: str):
+    def no_constant(name):
+        raise AssertionError(f"{name} in a server message is not JSON: {text[:200]}")
+    return json.loads(text, parse_constant=no_constant)
+
+
+@pytest.mark.parametrize("audio", [b"", np.zeros(32000, dtype="<i2").tobytes()], ids=["no_audio", "silence"])
+def test_a_session_that_translates_nothing_is_answered_in_strict_json(server, audio, tmp_path):
+    """No words, no latency: 'done' carries null latencies (NaN is not JSON; a browser's
+    JSON.parse rejects it), and every message parses strictly; the CLI client says so too."""
+    base, url = server
+
+    async def go():
+        async with websockets.connect(url) as ws:
+            await ws.send(START)
+            if audio:
+                await ws.send(audio)
+            await ws.send(json.dumps({"type": "end"}))
+            out = []
+            try:
+                while True:
+                    m = await ws.recv()
+                    if isinstance(m, str):
+                        out.append(_strict(m))
+            except websockets.ConnectionClosed:
+                return out, ws.close_code
+
+    msgs, code = asyncio.run(go())
+    done = msgs[-1]
+    assert code == 1000 and done["type"] == "done" and done["translation"] == "", msgs
+    assert set(done["latency"]) >= {"AL", "StartOffset", "EndOffset", "AL_CA"}
+    assert all(v is None for v in done["latency"].values()), done
+    wav = tmp_path / "silence.wav"
+    sf.write(str(wav), np.frombuffer(audio or bytes(2), dtype="<i2"), 16000)
+    r = subprocess.run([cli("echostream-client"), "--url", url, "--wav", str(wav)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "latency: none (no translation)" in r.stdout, r.stdout + r.stderr
+
+
 def test_too_long_a_session_is_refused(server):
     _, url = server
     second = (np.zeros(16000, dtype="<i2")).tobytes()

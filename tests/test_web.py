@@ -73,6 +73,24 @@ def test_translate_a_file_upload(server, browser):  # noqa: F811
     assert int(drv.find_element(By.ID, "audio-ms").text) > 300
 
 
+def test_a_silent_file_ends_done_with_no_latency(server, browser, tmp_path):  # noqa: F811
+    """A session that translates nothing gets null latencies (NaN is not JSON): the page still
+    parses its 'done' and says so."""
+    import numpy as np
+
+    base, _ = server
+    drv, _ = browser
+    from selenium.webdriver.common.by import By
+
+    silent = tmp_path / "silence.wav"
+    sf.write(str(silent), np.zeros(24000, dtype="int16"), 16000)
+    drv.get(base + "/")
+    drv.find_element(By.ID, "file").send_keys(str(silent))
+    _wait(lambda: drv.find_element(By.ID, "status").text == "done", timeout=60)
+    assert drv.find_element(By.ID, "latency").text == "none (no translation)"
+    assert drv.find_element(By.ID, "translation").text == ""
+
+
 def test_a_newcomer_sees_the_language_and_plays_an_example(server, browser):  # noqa: F811
     """The page names the language the model understands, lists the shipped example sentences,
     and 'play' streams one at the pace of speech: its translation appears."""

@@ -104,8 +104,11 @@ def main(argv=None):
         sys.exit(f"echostream-client: {e}")
     lat = done["latency"]
     print(f"transcript : {done['display']['transcript']}\ntranslation: {done['display']['translation']}")
-    print(f"latency: AL {lat['AL']:.0f} ms (computation-aware {lat['AL_CA']:.0f} ms), StartOffset {lat['StartOffset']:.0f} ms, "
-          f"EndOffset {lat['EndOffset']:.0f} ms")
+    if lat["AL"] is None:  # the server sends null latencies for a session that translated nothing
+        print("latency: none (no translation)")
+    else:
+        print(f"latency: AL {lat['AL']:.0f} ms (computation-aware {lat['AL_CA']:.0f} ms), StartOffset {lat['StartOffset']:.0f} ms, "
+              f"EndOffset {lat['EndOffset']:.0f} ms")
     if args.out:
         sf.write(str(args.out), np.frombuffer(pcm, dtype="<i2"), 16000, subtype="PCM_16")
         print(f"speech: {args.out} ({len(pcm) // 2 / 16000:.2f} s)")

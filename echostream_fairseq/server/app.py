@@ -32,7 +32,7 @@ from ..streaming.replay import Event, Replay
 from ..features import to_s16le
 from ..streaming.feeder import SegmentFeeder
 from ..streaming.scheduler import BatchScheduler
-from .protocol import PROTOCOL, ProtocolError, decode_frame, parse_start
+from .protocol import PROTOCOL, ProtocolError, decode_frame, dumps, parse_start
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -229,7 +229,7 @@ class _Connection:
             raise ProtocolError("slow_reader", f"the client took none of its output for {wait:g} s") from None
 
     async def send_json(self, obj):
-        await self._send(self.ws.send_text(json.dumps(obj)))
+        await self._send(self.ws.send_text(dumps(obj)))
 
     async def fail(self, err: ProtocolError):
         """The one way a connection ends in an error: counted, an ``error`` message, its close code

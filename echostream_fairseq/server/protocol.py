@@ -1,6 +1,8 @@
 """The WebSocket protocol of ``WS /ws`` (also served as JSON at ``GET /protocol``)."""
 from __future__ import annotations
 
+import json
+import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
@@ -38,7 +40,8 @@ PROTOCOL = {
         "latency": {"type": "latency", "source_ms": "source received when this output was produced",
                     "compute_ms": "engine time spent on this session so far"},
         "done": {"type": "done", "transcript": "...", "translation": "...", "display": {"transcript": "...", "translation": "..."},
-                 "latency": {"AL": "ms", "StartOffset": "ms", "EndOffset": "ms", "AL_CA": "ms (computation-aware)"}},
+                 "latency": {"AL": "ms", "StartOffset": "ms", "EndOffset": "ms", "AL_CA": "ms (computation-aware)",
+                             "null": "every latency is null when the session translated nothing (no audio, silence)"}},
         "error": {"type": "error", "code": "one of the codes below", "message": "what was wrong"},
     },
     "error_codes": {
@@ -64,6 +67,21 @@ PROTOCOL = {
     "close_codes": {"1000": "done", "1001": "server shutting down", "1008": "protocol error, refusal or timeout (after an 'error' message)",
                     "1013": "busy / too many connections", "1011": "internal"},
 }
+
+
+def dumps(obj) -> str:
+    """A server message as strict JSON: a float that is not finite (the latency of a session that
+    translated nothing) is sent as null, since NaN is not JSON and browsers' JSON.parse rejects it."""
+    def strict(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: strict(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [strict(x) for x in v]
+        return v
+
+    return json.dumps(strict(obj), allow_nan=False)
 
 
 class ProtocolError(Exception):

@@ -65,7 +65,8 @@ function open(onReady) {
     else if (ev.type === "latency") $("latency").textContent = `${Math.round(ev.source_ms)} ms heard, ${Math.round(ev.compute_ms)} ms compute`;
     else if (ev.type === "done") {
       const l = ev.latency;
-      $("latency").textContent = `AL ${Math.round(l.AL)} ms (computation-aware ${Math.round(l.AL_CA)} ms)`;
+      $("latency").textContent = l.AL === null ? "none (no translation)"  // null: nothing was translated
+        : `AL ${Math.round(l.AL)} ms (computation-aware ${Math.round(l.AL_CA)} ms)`;
       $("transcript").textContent = ev.display.transcript; $("translation").textContent = ev.display.translation;
       status("done");
     } else if (ev.type === "error") status(`error ${ev.code}: ${ev.message}`);
