@@ -3,10 +3,12 @@ import json
 
 import numpy as np
 import pytest
+import sacrebleu
 import soundfile as sf
 
 from conftest import REPO, cli, run
 from echostream_fairseq import features
+from echostream_fairseq.evaluation.asr_bleu import normalise
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +64,13 @@ def test_s2st_agent_writes_scores_and_wavs(trained_micro, micro_data, sources, t
             assert sr == 16000 and len(wav) > 0 and np.abs(wav).max() > 0
         text = (out / "echostream_text.tsv").read_text().splitlines()
         assert len(text) == 4 and all(len(l.split("\t")) == 3 for l in text)
+        # what the ASR heard in each wav, beside the reference: the rows that were scored
+        refs = (sources / "tgt.txt").read_text().splitlines()
+        for name, key in (("asr_bleu_local.tsv", "ASR_BLEU_LOCAL"), ("asr_bleu_local_rm_sil.tsv", "ASR_BLEU_LOCAL_RM_SIL")):
+            table = [l.split("\t") for l in (out / name).read_text().splitlines()]
+            assert table[0] == ["id", "reference", "heard"] and [t[:2] for t in table[1:]] == [[str(i), r] for i, r in enumerate(refs)]
+            heard = [normalise(t[2]) for t in table[1:]]
+            assert scores[key] == pytest.approx(sacrebleu.corpus_bleu(heard, [[normalise(r) for r in refs]], tokenize="13a").score, abs=0.01)
 
 
 def _delays(out):

@@ -10,6 +10,9 @@ Two SimulEval quality scorers are registered:
 * ``ASR_BLEU_LOCAL_RM_SIL``: the same with the silence SimulEval inserts between segments
   removed (runs of exact zeros), the variant other papers report.
 
+Each also writes what the ASR heard (:func:`write_transcripts`) into SimulEval's output folder:
+``asr_bleu_local.tsv`` and ``asr_bleu_local_rm_sil.tsv``.
+
 Another ASR (e.g. the wav2vec 2.0 model of fairseq's asr_bleu) plugs in through
 ``transcribe_fn`` of :func:`asr_bleu`.
 """
@@ -107,9 +110,26 @@ def remove_inserted_silence(wav: np.ndarray, min_run: int = 160) -> np.ndarray:
     return wav[keep]
 
 
+def write_transcripts(path: Path, ids: Sequence[str], references: Sequence[str], **columns: Sequence[str]) -> Path:
+    """What the ASR heard, one utterance per row beside its reference, so that an ASR-BLEU or a
+    WER can be read sentence by sentence: a TSV whose header is ``id``, ``reference`` and the
+    names of ``columns`` in order (e.g. ``text``: the model's own text, ``heard``: the ASR
+    transcript). Tabs and line breaks inside a field become spaces."""
+    cols = [list(ids), list(references)] + [list(c) for c in columns.values()]
+    if len({len(c) for c in cols}) != 1:
+        raise ValueError(f"{path}: columns of different lengths {[len(c) for c in cols]}")
+    clean = lambda x: " ".join(str(x).split())  # noqa: E731
+    rows = [["id", "reference", *columns]] + [list(r) for r in zip(*cols)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(map(clean, row)) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
 def asr_bleu(wavs: Sequence[Path], references: Sequence[str], transcribe_fn: Callable[[np.ndarray, int], str] = None,
              remove_silence: bool = False) -> Dict:
-    """BLEU of ASR transcripts of ``wavs`` against ``references`` (both normalised)."""
+    """BLEU of ASR transcripts of ``wavs`` against ``references`` (both normalised); a wav that
+    does not exist is heard as nothing. Returns the score and the raw ``transcripts``."""
     import sacrebleu
 
     if len(wavs) != len(references):
@@ -133,6 +153,7 @@ def _register_simuleval_scorers():
 
     class _LocalASRBLEU(QualityScorer):
         remove_silence = False
+        transcripts_name = "asr_bleu_local.tsv"  # in SimulEval's output folder, rows by instance index
 
         def __init__(self, asr_model_dir: Optional[str] = None):
             super().__init__()
@@ -152,7 +173,10 @@ def _register_simuleval_scorers():
             wavs = [wav_dir / f"{i}_pred.wav" for i in instances]
             refs = [ins.reference for ins in instances.values()]
             asr = WhisperASR(self.asr_model_dir)
-            return asr_bleu(wavs, refs, asr, remove_silence=self.remove_silence)["bleu"]
+            res = asr_bleu(wavs, refs, asr, remove_silence=self.remove_silence)
+            # beside SimulEval's wavs: what the ASR heard in each, for reading the score
+            write_transcripts(wav_dir.parent / self.transcripts_name, [str(i) for i in instances], refs, heard=res["transcripts"])
+            return res["bleu"]
 
     @register_quality_scorer("ASR_BLEU_LOCAL")
     class LocalASRBLEU(_LocalASRBLEU):
@@ -163,6 +187,7 @@ def _register_simuleval_scorers():
         """The same after removing the silence SimulEval inserts between segments."""
 
         remove_silence = True
+        transcripts_name = "asr_bleu_local_rm_sil.tsv"
 
 
 try:

@@ -102,9 +102,12 @@ def length_bound_check(texts: Sequence[str], sources: Sequence[Path], data_dir: 
     return {"over_length_bound": int(sum(r > 1 for r in ratios)), "max_length_ratio": max(ratios, default=0.0)}
 
 
-def offline(generate_dir: Path, corpus_list: Path, asr=None, data_dir: Path = None) -> dict:
-    """Offline figures; with ``data_dir`` (the model's data folder) also the length-bound check."""
-    from .asr_bleu import asr_bleu
+def offline(generate_dir: Path, corpus_list: Path, asr=None, data_dir: Path = None, transcripts: Path = None) -> dict:
+    """Offline figures; with ``data_dir`` (the model's data folder) also the length-bound check.
+    ASR-BLEU is measured when ``generate_dir`` has a ``wav`` folder (fairseq-generate with a
+    vocoder), which must then hold every utterance's wav; ``transcripts`` (a TSV path) receives
+    what the ASR heard in each, beside the reference and the model's text."""
+    from .asr_bleu import asr_bleu, write_transcripts
 
     rows = _list_rows(corpus_list)
     mt, ctc = _read_id_text(generate_dir / "mt.txt"), _read_id_text(generate_dir / "asr.txt")
@@ -120,9 +123,15 @@ def offline(generate_dir: Path, corpus_list: Path, asr=None, data_dir: Path = No
     if data_dir is not None:
         check = length_bound_check(hyps, _sources(corpus_list, rows), data_dir)
         res.update({f"offline_{k}": v for k, v in check.items()})
-    wavs = [generate_dir / "wav" / f"{r['id']}.wav" for r in rows]
-    if all(w.is_file() for w in wavs):
-        res["offline_asr_bleu"] = asr_bleu(wavs, [r["tgt_text"] for r in rows], asr)["bleu"]
+    if (generate_dir / "wav").is_dir():
+        wavs = [generate_dir / "wav" / f"{r['id']}.wav" for r in rows]
+        lost = [w for w in wavs if not w.is_file()]
+        if lost:
+            raise ValueError(f"{generate_dir / 'wav'}: no wav for {len(lost)} utterances of {corpus_list} (first: {lost[0].name})")
+        scored = asr_bleu(wavs, refs, asr)
+        res["offline_asr_bleu"] = scored["bleu"]
+        if transcripts is not None:
+            write_transcripts(transcripts, [r["id"] for r in rows], refs, text=hyps, heard=scored["transcripts"])
     return res
 
 
@@ -155,32 +164,35 @@ def _rows_with_units(corpus_list: Path, reduced_units: Path, limit: int = 0):
 
 
 def resynth(vocoder_checkpoint: Path, vocoder_config: Path, corpus_list: Path, reduced_units: Path, out_dir: Path, asr=None,
-            limit: int = 0, original: bool = True) -> dict:
+            limit: int = 0, original: bool = True, transcripts: Path = None) -> dict:
     """Transcription WER of the vocoder's speech from ground-truth units (durations predicted)
-    and, with ``original``, of the original speech; ``limit`` keeps the first N utterances."""
+    and, with ``original``, of the original speech; ``limit`` keeps the first N utterances.
+    ``transcripts`` (a TSV path) receives what the ASR heard in each."""
     import soundfile as sf
     import torch
     from tqdm import tqdm
 
     from .. import features
     from ..vocoder import UnitVocoder
-    from .asr_bleu import WhisperASR, normalise
+    from .asr_bleu import WhisperASR, normalise, write_transcripts
 
     rows, units = _rows_with_units(corpus_list, reduced_units, limit)
     voc = UnitVocoder(vocoder_checkpoint, vocoder_config)
     asr = asr or WhisperASR()
     out_dir.mkdir(parents=True, exist_ok=True)
-    hyp_re, hyp_or, refs = [], [], []
+    heard = {"heard": []} | ({"heard_original": []} if original else {})
     for r in tqdm(rows, desc="resynthesis", unit="utt"):
         wav = voc(torch.tensor(units[r["id"]][0])).numpy()
         sf.write(str(out_dir / f"{r['id']}.wav"), wav, voc.sample_rate, subtype="PCM_16")
-        hyp_re.append(normalise(asr(wav, voc.sample_rate)).split())
+        heard["heard"].append(asr(wav, voc.sample_rate))
         if original:
-            hyp_or.append(normalise(asr(features.read_audio(corpus_list.parent / r["tgt_audio"]))).split())
-        refs.append(normalise(r["tgt_text"]).split())
-    res = {"resynth_wer": wer(hyp_re, refs), "utterances": len(rows)}
+            heard["heard_original"].append(asr(features.read_audio(corpus_list.parent / r["tgt_audio"])))
+    refs = [normalise(r["tgt_text"]).split() for r in rows]
+    res = {"resynth_wer": wer([normalise(h).split() for h in heard["heard"]], refs), "utterances": len(rows)}
     if original:
-        res["original_wer"] = wer(hyp_or, refs)
+        res["original_wer"] = wer([normalise(h).split() for h in heard["heard_original"]], refs)
+    if transcripts is not None:
+        write_transcripts(transcripts, [r["id"] for r in rows], [r["tgt_text"] for r in rows], **heard)
     return res
 
 
@@ -395,6 +407,8 @@ def main(argv=None):
     o.add_argument("--out", type=Path, required=True)
     o.add_argument("--data-dir", type=Path, help="the model's data folder (config.yaml with length_bound, target "
                    "sentencepiece model): also count the outputs over the length bound")
+    o.add_argument("--transcripts", type=Path, help="TSV of what the ASR heard in each wav, beside the reference and "
+                   "the model's text (default: --out with the suffix .asr.tsv; written when there are wavs)")
     r = sub.add_parser("resynth", help="vocoder resynthesis of ground-truth units vs the original speech (ASR WER)")
     r.add_argument("--vocoder", type=Path, required=True)
     r.add_argument("--vocoder-config", type=Path, required=True)
@@ -404,6 +418,8 @@ def main(argv=None):
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--limit", type=int, default=0, help="only the first N utterances of the list (default: all)")
     r.add_argument("--no-original", action="store_true", help="skip transcribing the original speech")
+    r.add_argument("--transcripts", type=Path, help="TSV of what the ASR heard in each wav (default: --out with the "
+                   "suffix .asr.tsv)")
     b = sub.add_parser("unit-bound", help="Griffin-Lim from original fbank frames and from unit centroids (ASR WER)")
     b.add_argument("--list", type=Path, required=True)
     b.add_argument("--units", type=Path, required=True, help="reduced.tsv (with durations) of echostream-extract-units")
@@ -435,10 +451,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         if args.cmd == "offline":
-            res = offline(args.generate_dir, args.list, data_dir=args.data_dir)
+            res = offline(args.generate_dir, args.list, data_dir=args.data_dir,
+                          transcripts=args.transcripts or args.out.with_suffix(".asr.tsv"))
         elif args.cmd == "resynth":
             res = resynth(args.vocoder, args.vocoder_config, args.list, args.units, args.wav_dir, limit=args.limit,
-                          original=not args.no_original)
+                          original=not args.no_original, transcripts=args.transcripts or args.out.with_suffix(".asr.tsv"))
         elif args.cmd == "unit-bound":
             if args.vocoder and not args.vocoder_config:
                 p.error("--vocoder needs --vocoder-config")
