@@ -12,7 +12,7 @@ import sacrebleu
 from conftest import cli
 from echostream_fairseq.evaluation.asr_bleu import normalise
 from echostream_fairseq.prep import tts
-from echostream_fairseq.prep.corpus import TARGET_VOICE, grammar_sentences
+from echostream_fairseq.prep.corpus import TARGET_VOICE, grammar_sentences, write_tsv
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def generated(tmp_path_factory):
         tts.flite(text, TARGET_VOICE, gen / "wav" / f"{uid}.wav")
         shutil.copy(gen / "wav" / f"{uid}.wav", d / f"{uid}_tgt.wav")
         rows.append({"id": uid, "src_audio": f"{uid}_tgt.wav", "tgt_audio": f"{uid}_tgt.wav", "src_text": es, "tgt_text": en})
-    with open(d / "test.tsv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter="\t")
-        w.writeheader()
-        w.writerows(rows)
+    write_tsv(d / "test.tsv", list(rows[0]), [list(r.values()) for r in rows])
     (gen / "mt.txt").write_text("".join(f"{r['id']}\t{t}\n" for r, t in zip(rows, said)))
     (gen / "asr.txt").write_text("".join(f"{r['id']}\t{r['src_text']}\n" for r in rows))
     return d, gen, rows, said

@@ -115,14 +115,14 @@ def write_transcripts(path: Path, ids: Sequence[str], references: Sequence[str],
     WER can be read sentence by sentence: a TSV whose header is ``id``, ``reference`` and the
     names of ``columns`` in order (e.g. ``text``: the model's own text, ``heard``: the ASR
     transcript). Tabs and line breaks inside a field become spaces."""
+    from ..prep.corpus import write_tsv
+
     cols = [list(ids), list(references)] + [list(c) for c in columns.values()]
     if len({len(c) for c in cols}) != 1:
         raise ValueError(f"{path}: columns of different lengths {[len(c) for c in cols]}")
-    clean = lambda x: " ".join(str(x).split())  # noqa: E731
-    rows = [["id", "reference", *columns]] + [list(r) for r in zip(*cols)]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join("\t".join(map(clean, row)) + "\n" for row in rows), encoding="utf-8")
+    write_tsv(path, ["id", "reference", *columns], ([" ".join(str(x).split()) for x in row] for row in zip(*cols)))
     return path
 
 
