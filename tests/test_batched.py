@@ -13,9 +13,16 @@ ROOT = assets.REPO_ASSETS
 POLICY = PolicyConfig(pause_ms=PolicyConfig.FLAG_PAUSE_MS, punct_delay=PolicyConfig.FLAG_PUNCT_DELAY)
 
 
+def _load(device="cpu"):
+    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt", device=device)
+
+
 @pytest.fixture(scope="module")
 def res():
-    return load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt")
+    return _load()
+
+
+NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +53,10 @@ def _same(a, b, what):
 
 
 @pytest.mark.slow
-def test_batched_sessions_equal_each_session_alone(res, sources):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)])
+def test_batched_sessions_equal_each_session_alone(res, sources, device):
+    """On each device, a batch against the sessions alone on that same device."""
+    res = res if device == "cpu" else _load(device)
     # session i joins at chunk 2 * i; each leaves when its source ends (different chunks)
     starts = [2 * i for i in range(len(sources))]
     chunks = [_chunks(w) for w in sources]
@@ -159,9 +169,9 @@ def test_scheduler_batches_concurrent_sessions_and_keeps_each_result(res, source
     assert 2 <= max(sizes) <= 3  # sessions were stepped together, never more than max_batch at once
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@NEEDS_CUDA
 def test_cuda_sessions_equal_cpu_sessions(res, sources):
-    gpu = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt", device="cuda")
+    gpu = _load("cuda")
     assert gpu.device.type == "cuda" and next(gpu.vocoder.model.parameters()).device.type == "cuda"
     for wav in sources[:3]:
         (cs, cpu_outs), (gs, gpu_outs) = _solo(res, wav), _solo(gpu, wav)
