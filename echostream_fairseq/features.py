@@ -7,6 +7,7 @@ produces exactly the same frames from samples that arrive in arbitrary chunks.
 from __future__ import annotations
 
 import math
+import struct
 from pathlib import Path
 from typing import Optional, Union
 
@@ -58,6 +59,34 @@ def check_samples(x: np.ndarray, where: str) -> np.ndarray:
     return x
 
 
+# the 'data' chunk sizes a streaming writer leaves open, not knowing the length yet
+OPEN_DATA_SIZES = (0, 0xFFFFFFFF)
+
+
+def check_wav_complete(path: Path) -> None:
+    """A RIFF/WAVE file whose 'data' chunk declares more bytes than the file holds was cut short
+    (an interrupted copy or recording). The audio library reads such a file without a word, as
+    the part that is there, so it is an error here: a translation of half a sentence is not the
+    translation of the file. Sizes left open by a streaming writer (0 or 0xFFFFFFFF) pass; other
+    formats are left to the audio library."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            cid, n = f.read(4), struct.unpack("<I", f.read(4))[0]
+            if cid == b"data":
+                have = size - pos - 8
+                if n not in OPEN_DATA_SIZES and n > have:
+                    raise AudioError(f"{path}: truncated: its data chunk declares {n} bytes, the file holds {have} "
+                                     f"({100 * have / n:.0f} %)")
+                return
+            pos += 8 + n + (n & 1)  # chunks are padded to an even size
+
+
 def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE) -> np.ndarray:
     """Read a mono waveform as float32 in [-1, 1].
 
@@ -71,6 +100,7 @@ def read_audio(path: Union[str, Path], expected_sr: Optional[int] = SAMPLE_RATE)
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt files
         raise AudioError(f"cannot read audio file {path}: {e}") from e
+    check_wav_complete(path)
     if wav.shape[0] == 0:
         raise AudioError(f"audio file is empty: {path}")
     wav = wav.mean(axis=1)

@@ -95,6 +95,32 @@ def test_corrupt_wav_names_file(data_copy):
         features.read_audio(wav)
 
 
+def test_truncated_wav_is_an_error_naming_the_file(tmp_path):
+    """A WAV cut short (its data chunk declares more than the file holds) would otherwise be read
+    as the part that is there and translated as if whole. A size left open by a streaming writer
+    is not a truncation."""
+    import struct
+
+    import soundfile as sf
+
+    from echostream_fairseq import features
+
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, (0.1 * np.sin(np.arange(16000) / 7)).astype(np.float32), 16000, subtype="PCM_16")
+    data = whole.read_bytes()
+    assert features.read_audio(whole).size == 16000
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(features.AudioError, match=r"cut.wav: truncated: its data chunk declares 32000 bytes, the file holds \d+"):
+        features.read_audio(cut)
+    opened = bytearray(data)
+    at = opened.find(b"data")
+    opened[at + 4 : at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(bytes(opened))
+    assert np.array_equal(features.read_audio(streamed), features.read_audio(whole))
+
+
 def test_relative_paths_survive_moving_the_folder(data_copy, tmp_path):
     moved = tmp_path / "elsewhere"
     data_copy.rename(moved)
