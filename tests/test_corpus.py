@@ -167,3 +167,29 @@ def test_rerun_speaks_again_a_wav_whose_voice_changed(tmp_path):
     make_corpus(tmp_path, "es-en", {"train": 3, "dev": 1, "test": 1}, seed=0)
     assert changed.stat().st_mtime_ns != stamps[0] and kept.stat().st_mtime_ns == stamps[1]
     assert read_list(lst)[0]["src_voice"] != "es+m1 r100 p10"
+
+
+def test_target_voice_is_chosen_recorded_and_a_change_speaks_the_targets_again(tmp_path):
+    """--target-voice: another flite voice speaks the target side; a folder made with one voice
+    and made again with another has every target wav spoken again (the source wavs kept), and
+    says which voice in stats.json and wav/target_voice.txt. An unknown voice is an error naming
+    the ones flite has."""
+    import json
+
+    sizes = {"train": 2, "dev": 1, "test": 1}
+    root = make_corpus(tmp_path, "es-en", sizes, seed=0)
+    assert json.loads((root / "stats.json").read_text())["target_voice"] == "slt"
+    src, tgt = root / "wav" / "es-en-train-00000_src.wav", root / "wav" / "es-en-train-00000_tgt.wav"
+    src_bytes, slt_bytes = src.read_bytes(), tgt.read_bytes()
+    make_corpus(tmp_path, "es-en", sizes, seed=0, target_voice="rms")
+    assert src.read_bytes() == src_bytes and tgt.read_bytes() != slt_bytes
+    assert (root / "wav" / "target_voice.txt").read_text().strip() == "rms"
+    assert json.loads((root / "stats.json").read_text())["target_voice"] == "rms"
+    assert all(r["tgt_text"] for r in read_list(root / "train.tsv")) and sf.info(str(tgt)).duration > 0.3
+    make_corpus(tmp_path, "es-en", sizes, seed=0)  # and back: slt's bytes again (sox's dither is repeatable)
+    assert tgt.read_bytes() == slt_bytes
+    import subprocess
+
+    p = subprocess.run([str(c) for c in (cli("echostream-make-toy-corpus"), "--out", tmp_path, "--train", 1, "--dev", 1,
+                                         "--test", 1, "--target-voice", "nobody")], capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown target voice 'nobody'" in p.stderr and "slt" in p.stderr and "rms" in p.stderr

@@ -204,6 +204,20 @@ def test_toy_recipe_script_runs_and_resumes(tmp_path):
     assert (again / "units" / "kmeans.npy").read_bytes() == (shipped / "units" / "kmeans.npy").read_bytes()
     for name in CONTINUED_FILES:
         assert (again / "prepared" / name).read_bytes() == (model / name).read_bytes(), name
+    # another target voice: a pair sharing es-en's units (spoken by slt) is refused; es-en continued
+    # from a model whose quantiser was fitted on slt gets units of its own, and records the voice
+    p = subprocess.run(["bash", script, tmp_path / "toy"], capture_output=True, text=True, env=dict(ko, TARGET_VOICE="rms"))
+    assert p.returncode == 1 and "spoken by flite's slt, but TARGET_VOICE=rms" in p.stderr
+    p = subprocess.run(["bash", script, tmp_path / "rms"], capture_output=True, text=True, env=dict(more, TARGET_VOICE="rms"))
+    assert p.returncode == 0, p.stderr[-3000:]
+    rms = tmp_path / "rms" / "es-en"
+    assert "fitted on flite's slt; TARGET_VOICE=rms gets its own units" in p.stdout
+    assert (rms / "units" / "target_voice.txt").read_text() == "rms\n" == (rms / "wav" / "target_voice.txt").read_text()
+    assert (rms / "units" / "kmeans.npy").read_bytes() != (tmp_path / "toy" / "es-en" / "units" / "kmeans.npy").read_bytes()
+    assert (rms / "dev.tsv").read_text() == (tmp_path / "toy" / "es-en" / "dev.tsv").read_text()  # the same sentences
+    assert (rms / "wav" / "es-en-dev-00000_tgt.wav").read_bytes() != (tmp_path / "toy" / "es-en" / "wav" / "es-en-dev-00000_tgt.wav").read_bytes()
+    for name in CONTINUED_FILES:  # the source side as the continued model learned it
+        assert (rms / "prepared" / name).read_bytes() == (prepared / name).read_bytes(), name
 
 
 def test_add_splits_to_an_existing_folder(corpus, tmp_path):

@@ -3,7 +3,8 @@
 Pairs: es-en and ko-en from the bilingual toy grammars (aligned derivations, held-out
 adjective-noun combinations in the test set), de-en from the real example sentences of
 Debian's dict-freedict-deu-eng (GPL: built here, never committed). Source speech by espeak-ng
-(voice variant, rate and pitch drawn per utterance), target by flite's slt voice, 16 kHz mono.
+(voice variant, rate and pitch drawn per utterance), target by one flite voice (slt unless
+--target-voice says otherwise), 16 kHz mono.
 --unseen-voices adds a test_unseen split (the test sentences; voices, rates and pitches that no
 other split uses) for measuring robustness to voices never heard in training.
 Writes {out}/{pair}/{split}.tsv list files, text files, wavs and stats.json.
@@ -14,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..prep.corpus import PAIRS, make_corpus
+from ..prep.corpus import PAIRS, TARGET_VOICE, make_corpus
 
 
 def main(argv=None):
@@ -28,6 +29,9 @@ def main(argv=None):
     p.add_argument("--unseen-voices", action="store_true",
                    help="also write the test_unseen split: the test sentences spoken by espeak-ng voice variants, rates and "
                         "pitches that no other split uses")
+    p.add_argument("--target-voice", default=TARGET_VOICE,
+                   help=f"flite voice of the target speech (default {TARGET_VOICE}; `flite -lv` lists them). Target wavs of "
+                        "another voice in the folder are spoken again; a pair that shares es-en's units needs es-en's voice")
     p.add_argument("--jobs", type=int, default=2, help="parallel synthesis processes (default 2)")
     args = p.parse_args(argv)
     for n, name in ((args.train, "--train"), (args.dev, "--dev"), (args.test, "--test")):
@@ -36,7 +40,11 @@ def main(argv=None):
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     for pair in args.pairs:
         t0 = time.time()
-        root = make_corpus(args.out, pair, sizes, seed=args.seed, jobs=args.jobs, unseen_voices=args.unseen_voices)
+        try:
+            root = make_corpus(args.out, pair, sizes, seed=args.seed, jobs=args.jobs, unseen_voices=args.unseen_voices,
+                               target_voice=args.target_voice)
+        except ValueError as e:
+            p.error(str(e))
         stats = json.loads((root / "stats.json").read_text())
         print(f"{pair}: {root} in {time.time() - t0:.0f} s")
         print(json.dumps(stats, indent=2))

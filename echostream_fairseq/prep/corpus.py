@@ -36,7 +36,8 @@ from .grammar import Grammar
 
 PAIRS = ("es-en", "ko-en", "de-en")
 SPLITS = ("train", "dev", "test")
-TARGET_VOICE = "slt"
+TARGET_VOICE = "slt"  # flite's voice for the target side (the default; --target-voice)
+TARGET_VOICE_FILE = "target_voice.txt"  # in wav/: the flite voice that spoke its *_tgt.wav
 # dev and test voices: the language's voice alone or with one of these espeak-ng variants
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
 # training voices: those and every other variant espeak-ng 1.51 installs, except the unseen-voice
@@ -140,8 +141,8 @@ def freedict_sentences(sizes: Dict[str, int], seed: int, path: Path = FREEDICT) 
     return out
 
 
-def _synthesise(job: Tuple[Utterance, str, str]) -> str:
-    u, src_lang, wav_dir = job
+def _synthesise(job: Tuple[Utterance, str, str, str]) -> str:
+    u, src_lang, wav_dir, target_voice = job
     wav_dir = Path(wav_dir)
     for side in ("src", "tgt"):
         final = wav_dir / f"{u.id}_{side}.wav"
@@ -151,7 +152,7 @@ def _synthesise(job: Tuple[Utterance, str, str]) -> str:
         if side == "src":
             tts.espeak(u.src_text, u.voice, tmp, rate=u.rate, pitch=u.pitch)
         else:
-            tts.flite(u.tgt_text, TARGET_VOICE, tmp)
+            tts.flite(u.tgt_text, target_voice, tmp)
         os.replace(tmp, final)
     return u.id
 
@@ -244,11 +245,27 @@ def _drop_revoiced(root: Path, split: str, utts: List[Utterance]) -> None:
             (root / "wav" / f"{u.id}_src.wav").unlink(missing_ok=True)
 
 
-def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs: int = 2, unseen_voices: bool = False) -> Path:
+def _drop_target_revoiced(wav_dir: Path, voice: str) -> None:
+    """Target wavs spoken by another flite voice than ``voice`` are spoken again: the folder
+    records its target voice (a folder from before the record: the default voice)."""
+    mark = wav_dir / TARGET_VOICE_FILE
+    before = mark.read_text().strip() if mark.is_file() else TARGET_VOICE
+    if before != voice:
+        for p in wav_dir.glob("*_tgt.wav"):
+            p.unlink()
+    mark.write_text(voice + "\n")
+
+
+def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs: int = 2, unseen_voices: bool = False,
+                target_voice: str = TARGET_VOICE) -> Path:
     """The corpus of one pair; with ``unseen_voices`` also the ``test_unseen`` split: the test
-    sentences spoken by voice variants, rates and pitches that no other split uses."""
+    sentences spoken by voice variants, rates and pitches that no other split uses. The target
+    side is spoken by flite's ``target_voice``."""
     if pair not in PAIRS:
         raise ValueError(f"unknown pair {pair!r} (choose from {', '.join(PAIRS)})")
+    voices = tts.flite_voices()
+    if target_voice not in voices:
+        raise ValueError(f"unknown target voice {target_voice!r}: flite has {', '.join(voices)}")
     src_lang = pair.split("-")[0]
     root = Path(out) / pair
     wav_dir = root / "wav"
@@ -268,7 +285,8 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
     for split in splits:  # a list file marks a complete split: drop stale ones first
         _drop_revoiced(root, split, utts)
         (root / f"{split}.tsv").unlink(missing_ok=True)
-    jobs_list = [(u, src_lang, str(wav_dir)) for u in utts]
+    _drop_target_revoiced(wav_dir, target_voice)
+    jobs_list = [(u, src_lang, str(wav_dir), target_voice) for u in utts]
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as ex:
         for _ in tqdm(ex.map(_synthesise, jobs_list, chunksize=8), total=len(utts), desc=f"synthesise {pair}", unit="utt"):
             pass
@@ -280,6 +298,6 @@ def make_corpus(out: Path, pair: str, sizes: Dict[str, int], seed: int = 0, jobs
             [u.id, f"wav/{u.id}_src.wav", f"wav/{u.id}_tgt.wav", u.src_text, u.tgt_text, _voice_column(u)]
             for u in us
         ])
-    stats = corpus_stats(root, src_lang)
+    stats = {**corpus_stats(root, src_lang), "target_voice": target_voice}
     _write_atomic(root / "stats.json", lambda f: json.dump(stats, f, indent=2))
     return root

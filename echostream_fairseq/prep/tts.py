@@ -35,6 +35,12 @@ def espeak(text: str, voice: str, out: Path, rate: int = 160, pitch: int = 50) -
     raw.unlink()
 
 
+def flite_voices() -> list:
+    """The voices this flite has built in (``flite -lv``)."""
+    listing = subprocess.run([_need("flite"), "-lv"], check=True, capture_output=True, text=True).stdout
+    return listing.split(":", 1)[-1].split()
+
+
 def flite(text: str, voice: str, out: Path) -> None:
     raw = out.with_suffix(".raw.wav")
     subprocess.run([_need("flite"), "-voice", voice, "-t", text, "-o", str(raw)], check=True, capture_output=True)
