@@ -31,6 +31,21 @@ def test_quantiser_round_trip(tmp_path):
     assert np.array_equal(units.assign(x, units.load_quantiser(tmp_path / "km.bin")), km.predict(x))
 
 
+def test_kmeans_steps_are_lloyds_in_blocks(monkeypatch):
+    """assign() works through the frames in blocks (bounded memory) and gives the plain argmin;
+    each fitted centroid is the mean of the frames assigned to it (Lloyd's fixed point)."""
+    rng = np.random.default_rng(2)
+    x = (rng.normal(size=(1000, 5)) + rng.integers(0, 4, size=(1000, 1)) * 10).astype(np.float32)
+    c = x[rng.choice(1000, 7, replace=False)]
+    plain = ((x[:, None, :] - c[None]) ** 2).sum(-1).argmin(1)
+    monkeypatch.setattr(units, "ASSIGN_BLOCK", 64)
+    assert np.array_equal(units.assign(x, c), plain)
+    fitted = units.fit_kmeans([x[:500], x[500:]], 4, iters=10)
+    a = units.assign(x, fitted)
+    for j in range(4):
+        assert np.allclose(fitted[j], x[a == j].mean(0), atol=1e-4)
+
+
 def test_reduce_expand_round_trip():
     frames = [3, 3, 3, 7, 7, 1, 3, 3, 9]
     red, dur = units.reduce_units(frames)

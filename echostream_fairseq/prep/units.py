@@ -47,15 +47,26 @@ def fit_kmeans(feats: List[np.ndarray], k: int, iters: int = 25, seed: int = 0, 
         d2 = np.minimum(d2, ((pool - c[j]) ** 2).sum(1))
     for _ in range(iters):
         a = assign(x, c)
+        # each centroid the mean of its frames (one pass per feature dimension, not one per
+        # centroid: K passes over millions of frames took most of a fit); an empty one re-seeded
+        counts = np.bincount(a, minlength=k)
+        sums = np.stack([np.bincount(a, weights=x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
         for j in range(k):
-            m = a == j
-            c[j] = x[m].mean(0) if m.any() else x[rng.integers(x.shape[0])]
+            c[j] = sums[j] / counts[j] if counts[j] else x[rng.integers(x.shape[0])]
     return c
 
 
+ASSIGN_BLOCK = 65536  # frames per distance block: K distances each, so memory stays bounded
+
+
 def assign(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    d = (x**2).sum(1)[:, None] - 2 * x @ centroids.T + (centroids**2).sum(1)[None]
-    return d.argmin(1)
+    """The nearest centroid of each frame (squared Euclidean distance)."""
+    cc = (centroids**2).sum(1)[None]
+    out = np.empty(x.shape[0], dtype=np.int64)
+    for i in range(0, x.shape[0], ASSIGN_BLOCK):
+        b = x[i : i + ASSIGN_BLOCK]
+        out[i : i + b.shape[0]] = ((b**2).sum(1)[:, None] - 2 * b @ centroids.T + cc).argmin(1)
+    return out
 
 
 def expand_units(reduced: Sequence[int], durations: Sequence[int]) -> List[int]:
