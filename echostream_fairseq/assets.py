@@ -7,7 +7,8 @@ Layout::
                     config_mtl.yaml, dictionaries, sentencepiece models, gcmvn.npz,
                     punct.pt (the streaming punctuation / sentence-boundary model)
         vocoder/    config.json + g_XXXXXXXX (fairseq's CodeHiFiGAN format, fp16)
-      units/        kmeans.npy (the quantiser that made the target units)
+      units/        kmeans.npy (the quantiser that made the target units), target_voice.txt (the
+                    flite voice whose speech it was fitted on; absent: slt)
       examples/     a few held-out test utterances (source wav + examples.tsv with references)
       longform/     held-out long-form streams (sentences with and without pauses) + sentences.tsv
       BUILD.md          the commands that rebuilt them

@@ -247,12 +247,17 @@ def test_a_new_vocoder_reaches_the_further_pairs(tmp_path):
     voc.mkdir()
     shutil.copyfile(ROOT / "model" / "vocoder" / "config.json", voc / "config.json")
     shutil.copyfile(next((ROOT / "model" / "vocoder").glob("g_*")), voc / "g_00000007")
+    quantiser = tmp_path / "units"  # as the data kit leaves it: the voice it was fitted on beside it
+    quantiser.mkdir()
+    shutil.copyfile(ROOT / "units" / "kmeans.npy", quantiser / "kmeans.npy")
+    (quantiser / "target_voice.txt").write_text("rms\n")
     export = [cli("echostream-export-assets"), "--out", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt", "--data-dir", ROOT / "model",
-              "--vocoder", voc / "g_00000007", "--kmeans", ROOT / "units" / "kmeans.npy",
+              "--vocoder", voc / "g_00000007", "--kmeans", quantiser / "kmeans.npy",
               "--examples-list", ROOT / "examples" / "examples.tsv", "--num-examples", "2", "--model-fp16"]
     p = run(export)
     assert f"the figures of {', '.join(further)} are dropped" in p.stdout, p.stdout
     assert [g.name for g in (copy / "model" / "vocoder").glob("g_*")] == ["g_00000007"]
+    assert (copy / "units" / "target_voice.txt").read_text() == "rms\n"
     for pair in further:
         model = copy / "pairs" / pair / "model"
         cfg = yaml.safe_load((model / "config.yaml").read_text())["vocoder"]

@@ -77,6 +77,11 @@ def main(argv=None):
         shutil.copytree(args.longform, tmp / "longform")
     (tmp / "units").mkdir(parents=True)
     shutil.copyfile(args.kmeans, tmp / "units" / "kmeans.npy")
+    from ..prep.corpus import TARGET_VOICE_FILE
+
+    voice = args.kmeans.parent / TARGET_VOICE_FILE  # the voice the quantiser was fitted on, where the data kit recorded it
+    if voice.is_file():
+        shutil.copyfile(voice, tmp / "units" / TARGET_VOICE_FILE)
     _write_examples(args, picked, tmp / "examples")
     lines = ["# How these assets were built", "", *_build_lines(args, argv),
              "`examples/toy_es_en/run.sh` runs all of it, stage by stage; `echostream-export-assets --verify assets` checks the files.", ""]

@@ -25,7 +25,7 @@ if [ "$PAIR" != es-en ]; then
   for f in "${need[@]}"; do
     [ -f "$f" ] || { echo "PAIR=$PAIR shares es-en's target side, but $f is missing: run examples/toy_es_en/prepare_data.sh $OUT first" >&2; exit 1; }
   done
-  voice_file=$SHARED/wav/target_voice.txt  # (absent for SHARED=assets and for folders made before the record: slt)
+  voice_file=$SHARED/units/target_voice.txt  # (absent in folders and assets made before the record: slt)
   shared_voice=$([ -f "$voice_file" ] && cat "$voice_file" || echo slt)
   [ "$shared_voice" = "${TARGET_VOICE:-slt}" ] || {
     echo "PAIR=$PAIR shares the units of $SHARED, spoken by flite's $shared_voice, but TARGET_VOICE=${TARGET_VOICE:-slt}" >&2; exit 1; }
