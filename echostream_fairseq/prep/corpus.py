@@ -37,7 +37,7 @@ from .grammar import Grammar
 PAIRS = ("es-en", "ko-en", "de-en")
 SPLITS = ("train", "dev", "test")
 TARGET_VOICE = "slt"  # flite's voice for the target side (the default; --target-voice)
-TARGET_VOICE_FILE = "target_voice.txt"  # in wav/: the flite voice that spoke its *_tgt.wav
+TARGET_VOICE_FILE = "target_voice.txt"  # the flite voice of a folder: in wav/, that of its *_tgt.wav; in units/, that of its quantiser
 # dev and test voices: the language's voice alone or with one of these espeak-ng variants
 ESPEAK_VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+f1", "+f2", "+f3", "+f4", "+klatt", "+klatt2"]
 # training voices: those and every other variant espeak-ng 1.51 installs, except the unseen-voice

@@ -51,8 +51,10 @@ def fit_kmeans(feats: List[np.ndarray], k: int, iters: int = 25, seed: int = 0, 
         # centroid: K passes over millions of frames took most of a fit); an empty one re-seeded
         counts = np.bincount(a, minlength=k)
         sums = np.stack([np.bincount(a, weights=x[:, d], minlength=k) for d in range(x.shape[1])], axis=1)
-        for j in range(k):
-            c[j] = sums[j] / counts[j] if counts[j] else x[rng.integers(x.shape[0])]
+        used = counts > 0
+        c[used] = sums[used] / counts[used, None]
+        for j in np.flatnonzero(~used):
+            c[j] = x[rng.integers(x.shape[0])]
     return c
 
 

@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-data/toy}
 PAIR=${PAIR:-es-en}
+TARGET_VOICE=${TARGET_VOICE:-slt}
+# the flite voice whose speech a units folder's quantiser was fitted on (not recorded before: slt)
+voice_of() { if [ -f "$1/target_voice.txt" ]; then cat "$1/target_voice.txt"; else echo slt; fi; }
 K=${K:-1000}
 BIN=.venv/bin
 C=$OUT/$PAIR
@@ -25,10 +28,9 @@ if [ "$PAIR" != es-en ]; then
   for f in "${need[@]}"; do
     [ -f "$f" ] || { echo "PAIR=$PAIR shares es-en's target side, but $f is missing: run examples/toy_es_en/prepare_data.sh $OUT first" >&2; exit 1; }
   done
-  voice_file=$SHARED/units/target_voice.txt  # (absent in folders and assets made before the record: slt)
-  shared_voice=$([ -f "$voice_file" ] && cat "$voice_file" || echo slt)
-  [ "$shared_voice" = "${TARGET_VOICE:-slt}" ] || {
-    echo "PAIR=$PAIR shares the units of $SHARED, spoken by flite's $shared_voice, but TARGET_VOICE=${TARGET_VOICE:-slt}" >&2; exit 1; }
+  shared_voice=$(voice_of "$SHARED/units")
+  [ "$shared_voice" = "$TARGET_VOICE" ] || {
+    echo "PAIR=$PAIR shares the units of $SHARED, spoken by flite's $shared_voice, but TARGET_VOICE=$TARGET_VOICE" >&2; exit 1; }
   KMEANS=$SHARED/units/kmeans.npy
   UNIT_ARGS=(--kmeans "$KMEANS"); SPM_ARGS=(--tgt-spm "$SHARED/prepared/spm_tgt.model")
 fi
@@ -37,8 +39,8 @@ if [ -n "${CONTINUE_FROM:-}" ]; then
   [ -f "$CONTINUE_FROM/spm_src.model" ] || { echo "CONTINUE_FROM=$CONTINUE_FROM is not a prepared data folder" >&2; exit 1; }
   SPM_ARGS=(--continue-from "$CONTINUE_FROM")
   qdir=$(dirname "$CONTINUE_FROM")/units
-  qvoice=$([ -f "$qdir/target_voice.txt" ] && cat "$qdir/target_voice.txt" || echo slt)
-  if [ "$PAIR" = es-en ] && [ "$qvoice" = "${TARGET_VOICE:-slt}" ]; then
+  qvoice=$(voice_of "$qdir")
+  if [ "$PAIR" = es-en ] && [ "$qvoice" = "$TARGET_VOICE" ]; then
     # the units of the continued model: its folder's quantiser, not a new one
     KMEANS=$qdir/kmeans.npy
     [ -f "$KMEANS" ] || { echo "CONTINUE_FROM=$CONTINUE_FROM: no quantiser $KMEANS beside it" >&2; exit 1; }
@@ -55,7 +57,7 @@ stage "1/3 corpus: $C"
 # (+ test_unseen: the test sentences by voice variants, rates and pitches no other split uses)
 if [ ! -f "$C/test_unseen.tsv" ] || [ ! -f "$C/stats.json" ]; then
   time $BIN/echostream-make-toy-corpus --out "$OUT" --pairs $PAIR --unseen-voices \
-    --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0} --target-voice ${TARGET_VOICE:-slt}
+    --train ${N_TRAIN:-3600} --dev ${N_DEV:-200} --test ${N_TEST:-200} --seed ${SEED:-0} --target-voice "$TARGET_VOICE"
 fi
 
 stage "2/3 units: $C/units (K=$K; quantiser: ${UNIT_ARGS[*]})"
@@ -65,7 +67,7 @@ if [ ! -f "$C/units/reduced.tsv" ]; then
 fi
 # the units folder carries the quantiser that made its units (a borrowed one is copied in)
 [ -f "$C/units/kmeans.npy" ] || cp "$KMEANS" "$C/units/kmeans.npy"
-echo "${TARGET_VOICE:-slt}" > "$C/units/target_voice.txt"  # the voice whose speech the quantiser was fitted on
+echo "$TARGET_VOICE" > "$C/units/target_voice.txt"  # the voice whose speech the quantiser was fitted on
 
 stage "3/3 data folder: $C/prepared"
 if [ ! -f "$C/prepared/config.yaml" ]; then
