@@ -33,6 +33,7 @@ setup(
             "echostream-make-toy-corpus=echostream_fairseq.cli.make_toy_corpus:main",
             "echostream-extract-units=echostream_fairseq.cli.extract_units:main",
             "echostream-model-units=echostream_fairseq.cli.model_units:main",
+            "echostream-fit-unit-head=echostream_fairseq.cli.fit_unit_head:main",
             "echostream-prep-s2st=echostream_fairseq.cli.prep_s2st:main",
             "echostream-train-vocoder=echostream_fairseq.cli.train_vocoder:main",
             "echostream-train-punct=echostream_fairseq.cli.train_punct:main",
