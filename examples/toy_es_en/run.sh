@@ -17,6 +17,10 @@
 # INIT_FROM=CKPT: stage 3 starts from that checkpoint wherever names and shapes match (fairseq-train
 #   --init-from; e.g. a model trained on other units) and trains MAX_UPDATE updates with silence
 #   augmentation in one phase.
+# FIT_HEAD=1 (with INIT_FROM): first fit the start's unit output layer to this folder's units
+#   (echostream-fit-unit-head, on cached states: minutes), for a model continued on the units of
+#   another target voice or quantiser; es-en, flite slt -> rms: dev unit loss 2,032 -> 228 before
+#   the first update (310 updates from the unfitted layer had reached 471).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 FIRST=${1:-1}; LAST=${2:-8}
@@ -42,6 +46,7 @@ VOC_PAIRS=${VOC_PAIRS:-es-en}
 VOC_INIT=${VOC_INIT:-}
 VOC_LR=${VOC_LR:-1e-3}
 INIT_FROM=${INIT_FROM:-}
+FIT_HEAD=${FIT_HEAD:-0}
 # TRAIN_EXTRA="FLAGS": more fairseq-train flags for stage 3, e.g. with INIT_FROM a deeper unit
 # decoder trained alone: TRAIN_EXTRA="--unit-decoder-layers 4 --train-only t2u unit_decoder"
 read -ra TRAIN_EXTRA <<< "${TRAIN_EXTRA:-}"
@@ -82,9 +87,15 @@ VOCA_CMD=("${VOC_TRAIN[@]}" "${VOCA_FLAGS[@]}" --max-steps "$VOC_ADAPT_STEPS")
 # (configs/train_mini.yaml holds the rest of the fairseq-train settings)
 train_cmd() { TRAIN_CMD=("$BIN/echostream-train" --config configs/train_mini.yaml "$D" --config-yaml "$1"
   --lr "$LR" --warmup-updates "$WARMUP" --max-update "$2" --save-dir "$CKPT" "${TRAIN_EXTRA[@]}"); }
+HEAD_CMD=()
 if [ -n "$INIT_FROM" ]; then  # most weights are trained already: a gentler peak
   LR=${LR:-1e-3}; WARMUP=${WARMUP:-200}
-  train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$INIT_FROM"); TRAIN2=()
+  START=$INIT_FROM
+  if [ "$FIT_HEAD" = 1 ]; then
+    START=$CKPT/init_head.pt
+    HEAD_CMD=("$BIN/echostream-fit-unit-head" --checkpoint "$INIT_FROM" --data "$D" --out "$START" --no-progress-bar)
+  fi
+  train_cmd config_aug.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}" --init-from "$START"); TRAIN2=()
 else
   LR=${LR:-2e-3}; WARMUP=${WARMUP:-300}
   train_cmd config.yaml "$MAX_UPDATE"; TRAIN1=("${TRAIN_CMD[@]}")
@@ -118,7 +129,12 @@ fi
 if stage 3; then
   say "3/8 model: fairseq-train echostream_mini -> $CKPT (log $CKPT/train.log)"
   "$BIN/python" -c "import sys; from echostream_fairseq.prep.s2st import write_augmented_config as w; w(sys.argv[1])" "$D"
-  mkdir -p "$CKPT"; logged "$CKPT/train.log" "${TRAIN1[@]}"
+  mkdir -p "$CKPT"
+  if [ ${#HEAD_CMD[@]} -gt 0 ]; then  # (kept while newer than the model it starts from)
+    if [ "$START" -nt "$INIT_FROM" ]; then echo "   kept $START"
+    else say "3/8 unit output layer of $INIT_FROM fitted to $D's units -> $START"; logged "$CKPT/fit_head.log" "${HEAD_CMD[@]}"; fi
+  fi
+  logged "$CKPT/train.log" "${TRAIN1[@]}"
   [ ${#TRAIN2[@]} -eq 0 ] || logged "$CKPT/train.log" "${TRAIN2[@]}"
   if [ "$VOC_ADAPT_STEPS" -gt 0 ] && [ "$PAIR" = es-en ]; then
     say "3/8 vocoder fitted to the model's units: $VOC_ADAPT_STEPS steps -> $VOCA (log $VOCA/train.log)"
@@ -146,7 +162,7 @@ if [ "$VOC_ADAPT_STEPS" -gt 0 ]; then
   GEN=$VOCA/g_$(printf %08d "$VOC_ADAPT_STEPS")
   ADAPT_BY=(--built-by "${MODEL_UNITS_CMD[*]#$PWD/} --split train|dev --lists $C/{train,dev}.tsv" --built-by "${VOCA_CMD[*]#$PWD/}")
 fi
-TRAINED_BY=(--built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" --built-by "${TRAIN1[*]#$PWD/}" ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"}
+TRAINED_BY=(--built-by "examples/toy_es_en/prepare_data.sh $DATA_ROOT" ${HEAD_CMD:+--built-by "${HEAD_CMD[*]#$PWD/}"} --built-by "${TRAIN1[*]#$PWD/}" ${TRAIN2:+--built-by "${TRAIN2[*]#$PWD/}"}
   --built-by "${PUNCT_CMD[*]#$PWD/}")
 [ "$POLICY_SWEEP" = 0 ] || TRAINED_BY+=(--built-by "${POLICY_CMD[*]#$PWD/}" --policy "$POLICY")
 if stage 4 && [ "$POLICY_SWEEP" != 0 ]; then
