@@ -67,3 +67,10 @@ def test_a_missing_checkpoint_is_a_usage_error_naming_it(micro_data, tmp_path):
                         "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
     assert p.returncode == 2 and "checkpoint not found" in p.stderr and "nope.pt" in p.stderr
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_a_split_the_folder_lacks_is_a_usage_error_naming_the_folder(trained_micro, micro_data, tmp_path):
+    p = subprocess.run([cli("echostream-fit-unit-head"), "--checkpoint", str(trained_micro), "--data", str(micro_data),
+                        "--valid-split", "nosuch", "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
+    assert p.returncode == 2 and str(micro_data) in p.stderr and "nosuch" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "o.pt").exists()

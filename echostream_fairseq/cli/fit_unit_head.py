@@ -52,10 +52,13 @@ def main(argv=None):
         p.error(str(e))
     blank = ctc_blank(task.target_dictionary)
     bar = dict(disable=args.no_progress_bar, unit="utt")
-    with tqdm(desc=f"states {args.valid_split}", **bar) as t:
-        valid = head_inputs(model, task, args.valid_split, max_tokens=args.max_tokens, progress=t.update)
-    with tqdm(desc=f"states {args.train_split}", total=args.max_utterances, **bar) as t:
-        train = head_inputs(model, task, args.train_split, args.max_utterances, args.max_tokens, progress=t.update)
+    try:  # (an augmenting data config, a split the folder lacks)
+        with tqdm(desc=f"states {args.valid_split}", **bar) as t:
+            valid = head_inputs(model, task, args.valid_split, max_tokens=args.max_tokens, progress=t.update)
+        with tqdm(desc=f"states {args.train_split}", total=args.max_utterances, **bar) as t:
+            train = head_inputs(model, task, args.train_split, args.max_utterances, args.max_tokens, progress=t.update)
+    except (FileNotFoundError, ValueError) as e:
+        p.error(f"{args.data}: {e}")
     head = torch.nn.Linear(model.unit_decoder.out.in_features, model.unit_decoder.out.out_features)
     head.load_state_dict(model.unit_decoder.out.state_dict())
     history = fit_head(head, train, valid, blank, args.epochs, args.lr, args.batch_size, args.seed,
