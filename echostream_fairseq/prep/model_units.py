@@ -62,9 +62,8 @@ def teacher_forced_units(model, sample) -> List[List[int]]:
     return [unit_ids(model.unit_dict, ctc_collapse(best[i, : lengths[i]].tolist(), blank)) for i in range(len(lengths))]
 
 
-def predicted_units(checkpoint: Path, data_dir: Path, split: str, max_tokens: int = 20000,
-                    config_yaml: str = "config.yaml") -> Iterator[Tuple[str, List[int]]]:
-    """(utterance id, predicted units) for every utterance of ``split`` of a prepared folder."""
+def load_model(checkpoint: Path, data_dir: Path, config_yaml: str = "config.yaml"):
+    """(model in eval mode, task) of a fairseq-train checkpoint over the prepared folder ``data_dir``."""
     from fairseq import checkpoint_utils
 
     import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
@@ -73,11 +72,24 @@ def predicted_units(checkpoint: Path, data_dir: Path, split: str, max_tokens: in
         raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     overrides = {"data": str(data_dir), "config_yaml": config_yaml}
     models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
-    model = models[0].eval()
+    return models[0].eval(), task
+
+
+def clean_split(task, split: str, config: str):
+    """The loaded dataset of ``split``; a split the data config augments is refused (a model's
+    units are taken on clean speech)."""
     task.load_dataset(split)
     ds = task.dataset(split)
     if ds.is_train_split and (ds.cfg.voice_augment is not None or ds.cfg.silence_augment is not None):
-        raise ValueError(f"{data_dir}/{config_yaml} augments split '{split}'; predict on clean speech (config.yaml)")
+        raise ValueError(f"{config} augments split '{split}'; use clean speech (config.yaml)")
+    return ds
+
+
+def predicted_units(checkpoint: Path, data_dir: Path, split: str, max_tokens: int = 20000,
+                    config_yaml: str = "config.yaml") -> Iterator[Tuple[str, List[int]]]:
+    """(utterance id, predicted units) for every utterance of ``split`` of a prepared folder."""
+    model, task = load_model(checkpoint, data_dir, config_yaml)
+    ds = clean_split(task, split, f"{data_dir}/{config_yaml}")
     itr = task.get_batch_iterator(ds, max_tokens=max_tokens, required_batch_size_multiple=1).next_epoch_itr(shuffle=False)
     for sample in itr:
         for idx, units in zip(sample["id"].tolist(), teacher_forced_units(model, sample)):

@@ -23,17 +23,11 @@ State = Tuple[torch.Tensor, torch.Tensor]  # (unit slots x D) head inputs, (n,) 
 
 def load_for_fitting(checkpoint: Path, data_dir: Path, config_yaml: str = "config.yaml"):
     """(model in eval mode, task) of ``checkpoint`` over the prepared folder ``data_dir``."""
-    from fairseq import checkpoint_utils
+    from .model_units import load_model
 
-    import echostream_fairseq  # noqa: F401  (registrations, checkpoint allow-list)
-
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
     if not (Path(data_dir) / config_yaml).is_file():
         raise FileNotFoundError(f"{data_dir}: no {config_yaml} (a folder written by echostream-prep-s2st)")
-    overrides = {"data": str(data_dir), "config_yaml": config_yaml}
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)], arg_overrides=overrides)
-    model = models[0].eval()
+    model, task = load_model(checkpoint, data_dir, config_yaml)
     head = model.unit_decoder.out
     if head.out_features != len(task.target_dictionary):
         raise ValueError(f"{checkpoint}: its unit output layer has {head.out_features} outputs, the unit dictionary of "
@@ -46,11 +40,9 @@ def head_inputs(model, task, split: str, max_utterances: Optional[int] = None, m
     """The output layer's input at every unit slot and the reference units, per utterance of
     ``split`` (in the order of its batches; at most ``max_utterances``), kept in fp16."""
     from ..models.echostream import MT_TASK
+    from .model_units import clean_split
 
-    task.load_dataset(split)
-    ds = task.dataset(split)
-    if ds.is_train_split and (ds.cfg.voice_augment is not None or ds.cfg.silence_augment is not None):
-        raise ValueError(f"the data config augments split '{split}': fit on clean speech (config.yaml)")
+    ds = clean_split(task, split, f"{task.args.data}/{task.args.config_yaml}")
     captured: Dict[str, torch.Tensor] = {}
     hook = model.unit_decoder.out.register_forward_hook(lambda m, i, o: captured.__setitem__("x", i[0]))
     udict = task.target_dictionary
