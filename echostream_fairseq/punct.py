@@ -113,10 +113,12 @@ class PunctModel:
         net.load_state_dict(ck["model"])
         return cls(net, list(ck["symbols"]), dict(ck.get("openers", {})), ck.get("meta"))
 
-    def save(self, path) -> None:
+    def save(self, path, fp16: bool = False) -> None:
+        """``fp16``: weights stored in half precision (half the size; :meth:`load` computes in fp32)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(str(path) + ".tmp")
-        torch.save({"cfg": asdict(self.net.cfg), "model": self.net.state_dict(), "symbols": self.symbols,
+        state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in self.net.state_dict().items()}
+        torch.save({"cfg": asdict(self.net.cfg), "model": state, "symbols": self.symbols,
                     "openers": self.openers, "meta": self.meta}, tmp)
         tmp.replace(path)
 

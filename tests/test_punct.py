@@ -88,18 +88,38 @@ def test_train_cli_names_bad_input(tmp_path):
         punct.PunctModel.load(bad)
 
 
-def test_shipped_model_finds_sentence_ends_in_held_out_text():
-    """Text of the held-out long-form sentences laid end to end, as the ASR would spell it."""
-    m = punct.PunctModel.load(MODEL / "punct.pt")
+def _held_out_text():
+    """Ids and gold marks of the held-out long-form sentences laid end to end, as the ASR would spell them."""
     sp = spm.SentencePieceProcessor(model_file=str(MODEL / "spm_src.model"))
     d = Dictionary.load(str(MODEL / "dict_src.txt"))
     rows = [r for rows in longform.read_sentences(assets.REPO_ASSETS / "longform").values() for r in rows]
     sents = punct.encode_lines([r["src_text"] for r in rows], sp, d)
-    ids = [i for s in sents for i in s[0]]
-    gold = [m_ for s in sents for m_ in s[1]]
+    return [i for s in sents for i in s[0]], [m_ for s in sents for m_ in s[1]]
+
+
+def test_shipped_model_finds_sentence_ends_in_held_out_text():
+    m = punct.PunctModel.load(MODEL / "punct.pt")
+    ids, gold = _held_out_text()
     f1 = {delay: punct.boundary_f1(m.predict(ids, delay), gold)["f1"] for delay in (0, 2)}
     assert f1[2] >= 0.8, f1  # measured 0.87 (0.96 on 20 dev streams)
     assert f1[2] > f1[0], f1  # look-ahead is what finds the ends (the next sentence's first words)
+
+
+def test_an_fp16_copy_is_half_the_size_and_marks_as_the_original(tmp_path):
+    """What the asset export writes with --model-fp16: half-precision weights, computed in fp32 once loaded."""
+    m = punct.PunctModel.load(MODEL / "punct.pt")
+    m.save(tmp_path / "fp32.pt")
+    m.save(tmp_path / "fp16.pt", fp16=True)
+    weights = torch.load(tmp_path / "fp16.pt", weights_only=True)["model"]
+    assert {v.dtype for v in weights.values()} == {torch.float16}
+    assert (tmp_path / "fp16.pt").stat().st_size < 0.6 * (tmp_path / "fp32.pt").stat().st_size
+    half = punct.PunctModel.load(tmp_path / "fp16.pt")
+    assert next(half.net.parameters()).dtype == torch.float32
+    assert half.symbols == m.symbols and half.openers == m.openers and half.meta == m.meta
+    ids, _ = _held_out_text()
+    for delay in (0, 2):
+        a, b = m.predict(ids, delay), half.predict(ids, delay)
+        assert sum(x != y for x, y in zip(a, b)) <= 0.01 * len(ids), delay
 
 
 def test_recompose():

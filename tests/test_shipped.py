@@ -253,9 +253,12 @@ def test_a_new_vocoder_reaches_the_further_pairs(tmp_path):
     (quantiser / "target_voice.txt").write_text("rms\n")
     export = [cli("echostream-export-assets"), "--out", copy, "--checkpoint", ROOT / "model" / "checkpoint.pt", "--data-dir", ROOT / "model",
               "--vocoder", voc / "g_00000007", "--kmeans", quantiser / "kmeans.npy",
-              "--examples-list", ROOT / "examples" / "examples.tsv", "--num-examples", "2", "--model-fp16"]
+              "--examples-list", ROOT / "examples" / "examples.tsv", "--num-examples", "2", "--model-fp16",
+              "--punct", ROOT / "model" / "punct.pt"]
     p = run(export)
     assert f"the figures of {', '.join(further)} are dropped" in p.stdout, p.stdout
+    punct = torch.load(copy / "model" / "punct.pt", weights_only=True)["model"]  # --model-fp16 halves it too
+    assert {v.dtype for v in punct.values()} == {torch.float16}
     assert [g.name for g in (copy / "model" / "vocoder").glob("g_*")] == ["g_00000007"]
     assert (copy / "units" / "target_voice.txt").read_text() == "rms\n"
     for pair in further:
