@@ -74,3 +74,16 @@ def test_a_split_the_folder_lacks_is_a_usage_error_naming_the_folder(trained_mic
                         "--valid-split", "nosuch", "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
     assert p.returncode == 2 and str(micro_data) in p.stderr and "nosuch" in p.stderr, p.stderr[-2000:]
     assert not (tmp_path / "o.pt").exists()
+
+
+def test_an_augmented_training_split_is_a_usage_error_naming_the_data_config(trained_micro, data_copy, tmp_path):
+    import yaml
+
+    config = data_copy / "config.yaml"
+    cfg = yaml.safe_load(config.read_text())
+    cfg["silence_augment"] = {"prob": 1.0, "max_ms": 500, "noise_db": [-70, -60]}
+    config.write_text(yaml.safe_dump(cfg))
+    p = subprocess.run([cli("echostream-fit-unit-head"), "--checkpoint", str(trained_micro), "--data", str(data_copy),
+                        "--valid-split", "dev", "--out", str(tmp_path / "o.pt")], capture_output=True, text=True)
+    assert p.returncode == 2 and f"{data_copy}/config.yaml augments split 'train'" in p.stderr, p.stderr[-2000:]
+    assert not (tmp_path / "o.pt").exists()

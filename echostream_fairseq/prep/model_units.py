@@ -75,12 +75,13 @@ def load_model(checkpoint: Path, data_dir: Path, config_yaml: str = "config.yaml
     return models[0].eval(), task
 
 
-def clean_split(task, split: str, config: str):
-    """The loaded dataset of ``split``; a split the data config augments is refused (a model's
-    units are taken on clean speech)."""
+def clean_split(task, split: str):
+    """The loaded dataset of ``split``; a split the task's data config augments is refused (a
+    model's units are taken on clean speech)."""
     task.load_dataset(split)
     ds = task.dataset(split)
     if ds.is_train_split and (ds.cfg.voice_augment is not None or ds.cfg.silence_augment is not None):
+        config = f"{task.args.data}/{task.args.config_yaml}"
         raise ValueError(f"{config} augments split '{split}'; use clean speech (config.yaml)")
     return ds
 
@@ -89,7 +90,7 @@ def predicted_units(checkpoint: Path, data_dir: Path, split: str, max_tokens: in
                     config_yaml: str = "config.yaml") -> Iterator[Tuple[str, List[int]]]:
     """(utterance id, predicted units) for every utterance of ``split`` of a prepared folder."""
     model, task = load_model(checkpoint, data_dir, config_yaml)
-    ds = clean_split(task, split, f"{data_dir}/{config_yaml}")
+    ds = clean_split(task, split)
     itr = task.get_batch_iterator(ds, max_tokens=max_tokens, required_batch_size_multiple=1).next_epoch_itr(shuffle=False)
     for sample in itr:
         for idx, units in zip(sample["id"].tolist(), teacher_forced_units(model, sample)):

@@ -42,7 +42,7 @@ def head_inputs(model, task, split: str, max_utterances: Optional[int] = None, m
     from ..models.echostream import MT_TASK
     from .model_units import clean_split
 
-    ds = clean_split(task, split, f"{task.args.data}/{task.args.config_yaml}")
+    ds = clean_split(task, split)
     captured: Dict[str, torch.Tensor] = {}
     hook = model.unit_decoder.out.register_forward_hook(lambda m, i, o: captured.__setitem__("x", i[0]))
     udict = task.target_dictionary
