@@ -74,7 +74,8 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _half(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+def half_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """The state dict with its floating-point tensors in fp16 (how shipped weights are stored)."""
     return {k: v.half() if torch.is_floating_point(v) else v for k, v in state.items()}
 
 
@@ -89,7 +90,7 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
         for key in ("init_from", "train_only") if sub is not None else ():
             if getattr(sub, key, None):
                 setattr(sub, key, None)
-    slim["model"] = _half(st["model"]) if fp16 else st["model"]
+    slim["model"] = half_state(st["model"]) if fp16 else st["model"]
     slim["extra_state"] = {"train_iterator": {"epoch": st.get("extra_state", {}).get("train_iterator", {}).get("epoch", 1)}}
     slim["optimizer_history"] = st.get("optimizer_history", [])[-1:]
     slim["last_optimizer_state"] = None
@@ -147,7 +148,7 @@ def export_vocoder(vocoder_checkpoint: Path, vocoder_config: Path, out: Path) ->
     """fp16 generator in fairseq's format (``generator`` key) + its config.json."""
     out.mkdir(parents=True, exist_ok=True)
     st = torch.load(vocoder_checkpoint, map_location="cpu", weights_only=False)
-    torch.save({"generator": _half(st["generator"])}, out / Path(vocoder_checkpoint).name)
+    torch.save({"generator": half_state(st["generator"])}, out / Path(vocoder_checkpoint).name)
     shutil.copyfile(vocoder_config, out / "config.json")
     return out / Path(vocoder_checkpoint).name
 

@@ -24,6 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .assets import half_state
+
 logger = logging.getLogger(__name__)
 
 WORD_START = "\u2581"
@@ -117,7 +119,7 @@ class PunctModel:
         """``fp16``: weights stored in half precision (half the size; :meth:`load` computes in fp32)."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(str(path) + ".tmp")
-        state = {k: v.half() if fp16 and v.is_floating_point() else v for k, v in self.net.state_dict().items()}
+        state = half_state(self.net.state_dict()) if fp16 else self.net.state_dict()
         torch.save({"cfg": asdict(self.net.cfg), "model": state, "symbols": self.symbols,
                     "openers": self.openers, "meta": self.meta}, tmp)
         tmp.replace(path)
