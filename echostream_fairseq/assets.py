@@ -79,9 +79,11 @@ def half_state(state: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     return {k: v.half() if torch.is_floating_point(v) else v for k, v in state.items()}
 
 
-def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optional[str] = None, fp16: bool = False) -> Path:
+def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optional[str] = None, fp16: bool = False,
+                 unit_blank_penalty: Optional[float] = None) -> Path:
     """A fairseq-train checkpoint without optimiser state (fp16 weights with ``fp16``) + the
-    inference part of its data folder, with YAMLs rewritten to relative paths."""
+    inference part of its data folder, with YAMLs rewritten to relative paths; ``unit_blank_penalty``
+    (None: the data folder's) goes into the data config."""
     out.mkdir(parents=True, exist_ok=True)
     st = torch.load(checkpoint, map_location="cpu", weights_only=False)
     slim = {k: st[k] for k in ("args", "cfg", "task_state") if k in st}
@@ -104,6 +106,8 @@ def export_model(checkpoint: Path, data_dir: Path, out: Path, vocoder_dir: Optio
     cfg.pop("audio_root", None)
     if vocoder_dir is not None:
         cfg["vocoder"] = _vocoder_entry(out, vocoder_dir)
+    if unit_blank_penalty is not None:
+        cfg["unit_blank_penalty"] = float(unit_blank_penalty)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     mtl = yaml.safe_load((data_dir / "config_mtl.yaml").read_text())
     for entry in mtl.values():

@@ -23,6 +23,17 @@ def ctc_collapse(frame_ids: Sequence[int], blank: int, prev: Optional[int] = Non
     return [t for t, _ in ctc_spikes(frame_ids, blank, prev)]
 
 
+def unit_frames(logits, blank: int, blank_penalty: float = 0.0):
+    """Best unit per frame of the CTC unit decoder's ``logits`` (... x V), the blank's score
+    lowered by ``blank_penalty`` first (the model's data config ``unit_blank_penalty``; 0: plain
+    greedy). A model that under-generates units (fewer than the reference speech has) says more
+    with a penalty; offline generation, streaming emission and teacher-forced units all decode here."""
+    if blank_penalty:
+        logits = logits.clone()
+        logits[..., blank] -= blank_penalty
+    return logits.argmax(-1)
+
+
 def detok(dictionary, ids: Sequence[int]) -> str:
     """Sentencepiece pieces -> text."""
     return post_process(dictionary.string(list(ids)), "sentencepiece").strip()

@@ -9,7 +9,7 @@ from fairseq.models import FairseqEncoder, FairseqEncoderDecoderModel
 from fairseq.sequence_generator import SequenceGenerator
 
 from . import features
-from .decoding import OutputBounds, ctc_collapse, detok, heard_nothing, token_map, unit_ids
+from .decoding import OutputBounds, ctc_collapse, detok, heard_nothing, token_map, unit_frames, unit_ids
 from .models.echostream import ctc_blank
 
 
@@ -91,7 +91,7 @@ class EchoStreamGenerator:
         if int(n.max()) > 0:
             _, states = model.mt_forward(prev, encoder_out)
             unit_logits, unit_lengths = model.units_forward(states[:, 1:], n, prev[:, 1:])
-            best_units = unit_logits.argmax(-1)
+            best_units = unit_frames(unit_logits, blank, self.task.data_cfg.unit_blank_penalty)
         else:  # no sentence of the batch says anything
             unit_lengths, best_units = torch.zeros(len(texts), dtype=torch.long), torch.zeros(len(texts), 0, dtype=torch.long)
 

@@ -120,8 +120,13 @@ def test_length_bound_from_training_data():
     ("fast", "exactly the keys"),
 ])
 def test_bad_length_bound_names_the_file_and_key(micro_data, tmp_path, entry, message):
+    _refused(micro_data, tmp_path, "length_bound", entry, message)
+
+
+def _refused(micro_data, tmp_path, key, value, message):
+    """The micro data config with ``key`` set to ``value`` is refused with ``message`` and its path."""
     cfg = yaml.safe_load((micro_data / "config.yaml").read_text())
-    cfg["length_bound"] = entry
+    cfg[key] = value
     cfg["global_cmvn"]["stats_npz_path"] = str(micro_data / "gcmvn.npz")
     cfg.pop("vocoder", None)
     path = tmp_path / "config.yaml"
@@ -129,6 +134,23 @@ def test_bad_length_bound_names_the_file_and_key(micro_data, tmp_path, entry, me
     with pytest.raises(DataConfigError, match=message) as e:
         EchoStreamDataConfig(path)
     assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("value", [-1, "high", True, float("nan"), float("inf")])
+def test_bad_unit_blank_penalty_names_the_file_and_key(micro_data, tmp_path, value):
+    _refused(micro_data, tmp_path, "unit_blank_penalty", value, "unit_blank_penalty must be a finite number >= 0")
+
+
+def test_unit_blank_penalty_lowers_only_the_blank():
+    from echostream_fairseq.decoding import unit_frames
+
+    # frames: blank narrowly best, blank clearly best, a unit best; blank = index 0
+    logits = torch.tensor([[1.0, 0.8, 0.1], [3.0, 0.5, 0.2], [0.1, 0.2, 2.0]])
+    kept = logits.clone()
+    assert unit_frames(logits, 0).tolist() == [0, 0, 2]
+    assert unit_frames(logits, 0, 0.5).tolist() == [1, 0, 2]
+    assert unit_frames(logits, 0, 10.0).tolist() == [1, 1, 2]
+    assert torch.equal(logits, kept)  # the caller's logits are not changed
 
 
 def test_prep_writes_the_bound(micro_data):
@@ -183,6 +205,7 @@ def _offline(res, *wavs):
 
         class data_cfg:
             length_bound = res.length_bound
+            unit_blank_penalty = res.unit_blank_penalty
 
     feats = [torch.from_numpy(res.cmvn(features.fbank(w))) for w in wavs]
     lengths = torch.tensor([f.shape[0] for f in feats])

@@ -212,8 +212,13 @@ def test_a_further_pair_exports_beside_the_shipped_one_and_shares_its_vocoder(tm
     tight = f"{assets.total_size(copy) / 2**20 + 0.5:.1f}"  # less room than a model takes
     p = subprocess.run([*export, "--max-mb", tight], capture_output=True, text=True)
     assert p.returncode == 2 and f"more than --max-mb {tight}" in p.stderr and not (copy / "pairs" / "xx-en").exists()
-    p = subprocess.run([*export, "--max-mb", "40"], capture_output=True, text=True)
+    p = subprocess.run([*export, "--max-mb", "40", "--unit-blank-penalty", "-1"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--unit-blank-penalty: must be a finite number >= 0, got -1" in p.stderr
+    p = subprocess.run([*export, "--max-mb", "40", "--unit-blank-penalty", "1.5"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+    import yaml
+
+    assert yaml.safe_load((copy / "pairs" / "xx-en" / "model" / "config.yaml").read_text())["unit_blank_penalty"] == 1.5
     assert assets.verify(copy) == [] and list(assets.shipped_pairs(copy)) == list(PAIRS) + ["xx-en"]
     assert not (copy / "pairs" / "xx-en" / "model" / "vocoder").exists()  # the vocoder is shared
     after = json.loads((copy / assets.RESULTS).read_text())

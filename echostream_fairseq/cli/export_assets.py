@@ -21,6 +21,16 @@ import time
 from pathlib import Path
 
 
+def _penalty(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        x = float("nan")
+    if not 0 <= x < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return x
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="echostream-export-assets", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--verify", type=Path, metavar="DIR", help="check DIR against its MANIFEST.sha256 and exit")
@@ -41,6 +51,9 @@ def main(argv=None):
     p.add_argument("--pair-of", type=Path, metavar="DIR",
                    help="export a further language pair into DIR/pairs/<pair>/, sharing DIR's vocoder (no --vocoder, --kmeans)")
     p.add_argument("--max-mb", type=float, default=25.0)
+    p.add_argument("--unit-blank-penalty", type=_penalty, metavar="X",
+                   help="lower the blank's score by X when the model's unit CTC is decoded (written to "
+                        "model/config.yaml as unit_blank_penalty; default: the data folder's, else 0)")
     p.add_argument("--model-fp16", action="store_true",
                    help="store the model's and the punctuation model's weights in fp16 (half the size; they are "
                         "computed in fp32 once loaded). The "
@@ -71,7 +84,8 @@ def main(argv=None):
     tmp = args.out.with_name(f".{args.out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     assets.export_vocoder(args.vocoder, voc_cfg, tmp / "model" / "vocoder")
-    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir="vocoder", fp16=args.model_fp16)
+    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir="vocoder", fp16=args.model_fp16,
+                        unit_blank_penalty=args.unit_blank_penalty)
     _copy_punct(args, tmp / "model")
     _copy_policy(args, tmp / "model")
     if args.longform:
@@ -230,7 +244,8 @@ def export_pair(args, p, argv) -> int:
     tmp = dest.with_name(f".{pair}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "model").mkdir(parents=True)
-    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=assets.SHARED_VOCODER, fp16=args.model_fp16)
+    assets.export_model(args.checkpoint, args.data_dir, tmp / "model", vocoder_dir=assets.SHARED_VOCODER, fp16=args.model_fp16,
+                        unit_blank_penalty=args.unit_blank_penalty)
     _copy_punct(args, tmp / "model")
     _copy_policy(args, tmp / "model")
     _write_examples(args, picked, tmp / "examples")

@@ -47,10 +47,11 @@ def align_to_frames(units: Sequence[int], frames: np.ndarray, centroids: np.ndar
     return out
 
 
-def teacher_forced_units(model, sample) -> List[List[int]]:
+def teacher_forced_units(model, sample, blank_penalty: float = 0.0) -> List[List[int]]:
     """The unit ids (0..K-1) the model predicts for each utterance of a fairseq batch, with the
-    MT decoder fed the reference target subwords; collapsed as in inference."""
-    from ..decoding import ctc_collapse, unit_ids
+    MT decoder fed the reference target subwords; decoded as in inference (``blank_penalty``: the
+    data config's ``unit_blank_penalty``)."""
+    from ..decoding import ctc_collapse, unit_frames, unit_ids
     from ..models.echostream import MT_TASK, ctc_blank
 
     net, mt = sample["net_input"], sample["multitask"][MT_TASK]
@@ -58,7 +59,7 @@ def teacher_forced_units(model, sample) -> List[List[int]]:
         out = model(net["src_tokens"], net["src_lengths"], mt["net_input"]["prev_output_tokens"], mt["target_lengths"] - 1)
     logits, lengths = out["unit_logits"], out["unit_lengths"]
     blank = ctc_blank(model.unit_dict)
-    best = logits.argmax(-1)
+    best = unit_frames(logits, blank, blank_penalty)
     return [unit_ids(model.unit_dict, ctc_collapse(best[i, : lengths[i]].tolist(), blank)) for i in range(len(lengths))]
 
 
@@ -93,7 +94,7 @@ def predicted_units(checkpoint: Path, data_dir: Path, split: str, max_tokens: in
     ds = clean_split(task, split)
     itr = task.get_batch_iterator(ds, max_tokens=max_tokens, required_batch_size_multiple=1).next_epoch_itr(shuffle=False)
     for sample in itr:
-        for idx, units in zip(sample["id"].tolist(), teacher_forced_units(model, sample)):
+        for idx, units in zip(sample["id"].tolist(), teacher_forced_units(model, sample, task.data_cfg.unit_blank_penalty)):
             yield ds.ids[idx], units
 
 

@@ -8,7 +8,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from ..decoding import ctc_collapse, unit_ids, word_start_table
+from ..decoding import ctc_collapse, unit_frames, unit_ids, word_start_table
 from ..models.echostream import ctc_blank
 from ..models.unit_decoder import word_end_index
 from . import policy as decisions
@@ -17,8 +17,9 @@ WORD_START = "\u2581"
 
 
 class Emission:
-    def __init__(self, model, unit_dict, whole_word: bool):
+    def __init__(self, model, unit_dict, whole_word: bool, unit_blank_penalty: float = 0.0):
         self.m, self.unit_dict, self.whole_word = model, unit_dict, whole_word
+        self.unit_blank_penalty = unit_blank_penalty
         self.emitted = 0  # committed tokens already out as text
         self.voiced = 0  # committed tokens already through the unit decoder
         self.word_lookahead = model.word_lookahead
@@ -68,8 +69,9 @@ class Emission:
 
     def end(self, logits: torch.Tensor) -> List[int]:
         """The new units in the unit decoder's ``logits`` for the tokens of the last ``begin``."""
-        ids = logits.argmax(-1).tolist()
-        new_units = unit_ids(self.unit_dict, ctc_collapse(ids, ctc_blank(self.unit_dict), self._unit_prev))
+        blank = ctc_blank(self.unit_dict)
+        ids = unit_frames(logits, blank, self.unit_blank_penalty).tolist()
+        new_units = unit_ids(self.unit_dict, ctc_collapse(ids, blank, self._unit_prev))
         self._unit_prev = ids[-1]
         self.units.extend(new_units)
         return new_units

@@ -159,7 +159,7 @@ class StreamingSession:
         self.committed: List[int] = []  # target tokens fed / to feed to the MT decoder
         self.text_states: List[torch.Tensor] = []  # decoder state of committed[i]
         self.mt_done = False
-        self.emission = Emission(self.m, self.res.unit_dict, self.policy.whole_word)  # text words and units
+        self.emission = Emission(self.m, self.res.unit_dict, self.policy.whole_word, self.res.unit_blank_penalty)  # text words and units
         self.vocoder = VocoderStream(self.res.vocoder, self.policy.vocoder_context_frames) if self.speech else None
         self._closing = False  # the current sentence is being closed at a pause
         self._fbank0 = self.count.fbank_frames  # where the sentence starts

@@ -23,6 +23,7 @@ class Resources:
     unit_dict: object
     punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
     length_bound: LengthBound = DEFAULT_LENGTH_BOUND  # target tokens per second of a sentence's source
+    unit_blank_penalty: float = 0.0  # the data config's, for the unit decoder's CTC (decoding.unit_frames)
 
     @property
     def device(self) -> torch.device:
@@ -91,4 +92,5 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
             raise ValueError(f"{checkpoint} has no ASR-CTC head: a punctuation model has nothing to read")
         pm = punct.PunctModel.load(punct_model)
         pm.check_dictionary(model.asr_dict, f"the ASR-CTC dictionary of {checkpoint}")
-    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm, task.data_cfg.length_bound)
+    return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm, task.data_cfg.length_bound,
+                     task.data_cfg.unit_blank_penalty)

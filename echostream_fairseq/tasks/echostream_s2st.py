@@ -75,6 +75,7 @@ class EchoStreamDataConfig(S2SDataConfig):
         self.silence_augment = _augment(self.config, "silence_augment", SilenceAugment, yaml_path)
         self.voice_augment = _augment(self.config, "voice_augment", VoiceAugment, yaml_path)
         self.length_bound = _length_bound(self.config.get("length_bound"), yaml_path)
+        self.unit_blank_penalty = _unit_blank_penalty(self.config.get("unit_blank_penalty", 0.0), yaml_path)
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
                 f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
@@ -163,6 +164,14 @@ def _length_bound(entry, yaml_path: Path) -> LengthBound:
     if isinstance(extra, bool) or not isinstance(extra, int) or extra < 1:
         raise DataConfigError(f"{yaml_path}: length_bound.extra must be an integer >= 1, got {extra!r}")
     return LengthBound(float(tps), extra)
+
+
+def _unit_blank_penalty(value, yaml_path: Path) -> float:
+    """How much the blank's score is lowered when the unit decoder's CTC is decoded
+    (decoding.unit_frames): a number >= 0, set per model from dev figures; 0 is plain greedy."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+        raise DataConfigError(f"{yaml_path}: unit_blank_penalty must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 @dataclass
