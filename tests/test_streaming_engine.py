@@ -55,37 +55,43 @@ def test_wait_until_end_equals_fairseq_generate(res, trained_micro, micro_data, 
 
 def test_unit_blank_penalty_decodes_alike_offline_and_streaming(res, trained_micro, micro_data, tmp_path):
     """The data config's unit_blank_penalty is how fairseq-generate and the engine both decode the
-    unit CTC: the same units from each, and (a penalty the blank never overcomes) more units than
-    plain greedy."""
+    unit CTC. A copy of the model whose blank scores B higher says fewer units; with penalty B in
+    its data config it says, offline and streaming alike, what the model itself says plain greedy."""
     import shutil
 
     import yaml
 
+    B = 20.0
+    ckpt = torch.load(trained_micro, map_location="cpu", weights_only=False)
+    ckpt["model"]["unit_decoder.out.bias"][ctc_blank(res.unit_dict)] += B
+    blankier = tmp_path / "blankier.pt"
+    torch.save(ckpt, blankier)
     data = tmp_path / "data"
     shutil.copytree(micro_data, data)
     cfg = yaml.safe_load((data / "config.yaml").read_text())
-    cfg["unit_blank_penalty"] = 100.0
+    cfg["unit_blank_penalty"] = B
     (data / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    res_p = load_resources(trained_micro, data, vocoder=False)
-    assert res_p.unit_blank_penalty == 100.0 and res.unit_blank_penalty == 0.0
+    shifted, undone = load_resources(blankier, micro_data, vocoder=False), load_resources(blankier, data, vocoder=False)
+    assert undone.unit_blank_penalty == B and shifted.unit_blank_penalty == res.unit_blank_penalty == 0.0
     results = tmp_path / "gen"
     run([cli("fairseq-generate"), data, "--user-dir", TRAIN_ARGS[1], "--task", "echostream_s2st",
-         "--config-yaml", "config.yaml", "--multitask-config-yaml", "config_mtl.yaml", "--path", trained_micro,
+         "--config-yaml", "config.yaml", "--multitask-config-yaml", "config_mtl.yaml", "--path", blankier,
          "--gen-subset", "train", "--max-tokens", "40000", "--beam", "1", "--results-path", results])
     units = dict(l.split("\t", 1) for l in (results / "train" / "units.txt").read_text().splitlines())
-    plain = penalised = 0
+    plain = fewer = 0
     for uid in _ids(micro_data, "train")[:6]:
         wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
         said = []
-        for r in (res_p, res):
+        for r in (res, shifted, undone):
             s = StreamingSession(r, PolicyConfig(wait_until_end=True), speech=False)
             for i in range(0, len(wav), 3001):
                 s.step(wav[i : i + 3001])
             s.finish()
             said.append(s.units)
-        assert " ".join(map(str, said[0])) == units[uid].strip(), uid
-        penalised, plain = penalised + len(said[0]), plain + len(said[1])
-    assert penalised > plain > 0
+        assert said[2] == said[0], uid
+        assert " ".join(map(str, said[2])) == units[uid].strip(), uid
+        plain, fewer = plain + len(said[0]), fewer + len(said[0]) - len(said[1])
+    assert plain > 0 and fewer > 0
 
 
 def test_incrementality_is_counted(res, micro_data):
