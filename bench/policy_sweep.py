@@ -47,7 +47,14 @@ def main(argv=None):
     p.add_argument("--write-policy", type=Path, metavar="FILE",
                    help="write the pick as a model policy file (PolicyConfig.MODEL_FILE; echostream-export-assets --policy "
                         "ships it): the lowest-latency setting within --target-ratio of offline, else the knee")
+    p.add_argument("--speech-hold-ms", type=float, default=0.0,
+                   help="the playout hold to write into the policy file beside the pick (PolicyConfig.speech_hold_ms; "
+                        "this sweep decodes text only, so the hold is chosen elsewhere, e.g. on dev ASR-BLEU; default 0: none)")
     args = p.parse_args(argv)
+    try:
+        PolicyConfig(speech_hold_ms=args.speech_hold_ms)  # a bad hold is an error before the sweep, not after it
+    except ValueError as e:
+        p.error(str(e))
 
     res = load_resources(args.checkpoint, args.data_dir, vocoder=False)
     rows = read_list(args.list)[: args.limit]
@@ -106,6 +113,8 @@ def main(argv=None):
                     f"{args.target_ratio:g} x offline)")]
         lines += [f"#   {name(t, ' ')}: BLEU {t[3]:.1f}, AL {t[5]:.0f} ms" for t in table]
         lines += ["policy:"] + [f"  {x.lower()}" for x in name(chosen, ": ", "\n").split("\n")]
+        if args.speech_hold_ms:
+            lines += [f"  speech_hold_ms: {args.speech_hold_ms:g}  # chosen by hand (--speech-hold-ms), not by this sweep"]
         args.write_policy.parent.mkdir(parents=True, exist_ok=True)
         args.write_policy.write_text("\n".join(lines) + "\n")
         print(f"wrote {args.write_policy}")

@@ -56,10 +56,13 @@ def test_policy_flags_have_one_set_of_defaults():
     off = _policy(["--no-pause", "--no-punct", "--no-whole-word", "--vocoder-context-frames", "-1", "--lag-k", "3"])
     assert (off.pause_ms, off.punct_delay, off.whole_word, off.vocoder_context_frames, off.lag_k) == (None, None, False, None, 3)
     assert _policy(["--pause-ms", "900", "--punct-delay", "0", "--silence-db", "-50"]).pause_ms == 900
+    assert d.speech_hold_ms == PolicyConfig.FLAG_SPEECH_HOLD_MS and _policy(["--speech-hold-ms", "640"]).speech_hold_ms == 640
 
 
 @pytest.mark.parametrize("argv,match", [(["--lag-k", "-1"], "lag_k"), (["--stride-n", "0"], "stride_n"),
-                                        (["--pause-ms", "0"], "pause_ms"), (["--punct-delay", "-2"], "punct_delay")])
+                                        (["--pause-ms", "0"], "pause_ms"), (["--punct-delay", "-2"], "punct_delay"),
+                                        (["--speech-hold-ms", "-1"], "speech_hold_ms"), (["--speech-hold-ms", "inf"], "speech_hold_ms"),
+                                        (["--speech-hold-ms", "nan"], "speech_hold_ms")])
 def test_bad_policy_flags_are_errors(argv, match):
     with pytest.raises(ValueError, match=match):
         _policy(argv)
@@ -145,3 +148,31 @@ def test_pause_detector_finds_the_middle_of_a_long_pause():
     assert off.read([1, 2], 0) == [] and off.next([], [1, 2], [1, 2], 0, 100, 0, lambda t: False) is None
     with pytest.raises(ValueError, match="no punctuation model"):
         SentenceBoundaries(PolicyConfig(punct_delay=2), None)
+
+
+# ---------------------------------------------------------------- playout hold
+from echostream_fairseq.streaming.playout import PlayoutHold, hold_released  # noqa: E402
+
+
+def test_hold_releases_after_the_source_went_on_or_at_the_end():
+    assert not hold_released(None, 5000, 320, flush=True)  # nothing held
+    assert not hold_released(960, 1279, 320, flush=False)
+    assert hold_released(960, 1280, 320, flush=False)
+    assert hold_released(960, 961, 320, flush=True)
+
+
+def test_playout_hold_delays_the_first_speech_and_keeps_every_sample():
+    rng = np.random.default_rng(0)
+    pushes = [(np.zeros(0, np.float32), 320), (rng.standard_normal(7).astype(np.float32), 640),
+              (np.zeros(0, np.float32), 960), (rng.standard_normal(5).astype(np.float32), 1280),
+              (rng.standard_normal(3).astype(np.float32), 1600), (np.zeros(0, np.float32), 1920)]
+    h = PlayoutHold(640)
+    outs = [h.push(p, t, flush=False) for p, t in pushes]
+    # the first speech came at 640 ms: held until 1280, then out with what came meanwhile
+    assert [o.size for o in outs] == [0, 0, 0, 12, 3, 0]
+    assert np.array_equal(np.concatenate(outs), np.concatenate([p for p, _ in pushes]))
+    # off, speech passes at once; at a sentence end, held speech goes out whatever the time
+    assert [PlayoutHold(0).push(p, t, False).size for p, t in pushes] == [0, 7, 0, 5, 3, 0]
+    h = PlayoutHold(10_000)
+    assert h.push(pushes[1][0], 640, False).size == 0 and h.held_samples == 7
+    assert np.array_equal(h.push(pushes[3][0], 960, flush=True), np.concatenate([pushes[1][0], pushes[3][0]]))

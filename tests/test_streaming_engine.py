@@ -147,6 +147,27 @@ def test_flushed_speech_says_every_emission_in_full(res, micro_data):
     assert held_back > 0  # the test can tell the two modes apart
 
 
+def test_speech_hold_delays_each_sentence_start_and_keeps_the_speech(res, micro_data):
+    """A playout hold releases a sentence's first speech once the source has gone that much
+    further, with the speech made meanwhile: the same samples in the same order, later."""
+    chunk, hold = 2560, 480.0  # 160 ms steps, held three steps at least
+    delayed = 0
+    for uid in _ids(micro_data, "dev")[:3]:
+        wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")
+        (s0, now), (s1, held) = (_stream(res, wav, PolicyConfig(speech_hold_ms=h), chunk) for h in (0.0, hold))
+        assert s0.units == s1.units and s0.translation == s1.translation, uid
+        assert np.array_equal(np.concatenate([o.pcm for o in now]), np.concatenate([o.pcm for o in held])), uid
+        first = [next((i for i, o in enumerate(outs) if o.pcm.size), None) for outs in (now, held)]
+        if first[0] is None:
+            continue
+        # released at the first step whose source reaches the first speech + hold, or at the end
+        read_ms = [1000 * min(len(wav), (i + 1) * chunk) / features.SAMPLE_RATE for i in range(len(now))]
+        due = next((i for i in range(first[0], len(now) - 1) if read_ms[i] >= read_ms[first[0]] + hold), len(now) - 1)
+        assert first[1] == due, (uid, first, due)
+        delayed += first[1] > first[0]
+    assert delayed > 0  # the test can tell a hold from none
+
+
 def test_whole_word_rule_on_every_emission(res, micro_data):
     for uid in _ids(micro_data, "dev") + _ids(micro_data, "train")[:4]:
         wav = features.read_audio(micro_data / "audio" / f"{uid}_src.wav")

@@ -13,7 +13,9 @@ Per chunk only new work is done:
   decoder layer are extended with the new encoder frames only;
 * T2U + CTC unit decoder on the states of newly emitted tokens only (KV caches);
 * vocoder on a fixed window around the frames whose durations became final (with
-  ``vocoder_flush``, the default, every emission's frames are final at once).
+  ``vocoder_flush``, the default, every emission's frames are final at once);
+* a sentence's first speech held until the source has gone ``speech_hold_ms`` further
+  (``playout``), so that the words after it come before the speech runs dry.
 
 Policy (``PolicyConfig``):
 
@@ -58,6 +60,7 @@ from .policy import PolicyConfig  # noqa: F401  (the engine's API)
 from .boundaries import FRAME_MS, SentenceBoundaries
 from .emission import WORD_START, Emission, emit_units
 from .mt_decoder import IncrementalMTDecoder, step_batch
+from .playout import PlayoutHold
 from .resources import Resources, check_device, load_resources  # noqa: F401  (the engine's API)
 from .vocoder_sync import VocoderStream, push_many
 
@@ -161,6 +164,7 @@ class StreamingSession:
         self.mt_done = False
         self.emission = Emission(self.m, self.res.unit_dict, self.policy.whole_word, self.res.unit_blank_penalty)  # text words and units
         self.vocoder = VocoderStream(self.res.vocoder, self.policy.vocoder_context_frames) if self.speech else None
+        self.playout = PlayoutHold(self.policy.speech_hold_ms)  # the sentence's speech on its way out
         self._closing = False  # the current sentence is being closed at a pause
         self._fbank0 = self.count.fbank_frames  # where the sentence starts
 
@@ -441,7 +445,8 @@ def _advance_group(sessions: List[StreamingSession], outs: List[StepOutput]) -> 
             pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
                             [s.finished or s._closing or s.policy.vocoder_flush for s, _, _ in speech])
         for (s, o, _), p in zip(speech, pcm):
-            o.pcm = np.concatenate([o.pcm, p])
+            now_ms = 1000 * s.count.samples / features.SAMPLE_RATE
+            o.pcm = np.concatenate([o.pcm, s.playout.push(p, now_ms, flush=s.finished or s._closing)])
     return outs
 
 

@@ -34,6 +34,10 @@ class PolicyConfig:
     # which keeps the speech closer to the offline vocoder but cuts each word's tail off into the
     # next emission, behind a pause (toy dev, 100 utterances, 320 ms: ASR-BLEU 35.1 off, 39.6 on)
     vocoder_flush: bool = True
+    # a playout hold (``playout``): each sentence's first speech waits until the source has gone
+    # this many ms further, so the words after it have that much longer to come before the speech
+    # runs dry and a pause cuts the sentence (0: every word is spoken as soon as it is emitted)
+    speech_hold_ms: float = 0.0
     pause_ms: Optional[float] = None  # sentence boundary after this much silence (None: one sentence)
     silence_db: float = features.SILENCE_DB  # RMS level (dBFS) under which a 10 ms block counts as silence
     # learned sentence boundaries: look-ahead of the punctuation model in ASR tokens (None: off);
@@ -47,6 +51,8 @@ class PolicyConfig:
             raise ValueError(f"support_lag must be None or in [0, lag_k) = [0, {self.lag_k}), got {self.support_lag}")
         if self.pause_ms is not None and self.pause_ms <= 0:
             raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
+        if isinstance(self.speech_hold_ms, bool) or not (isinstance(self.speech_hold_ms, (int, float)) and math.isfinite(self.speech_hold_ms) and self.speech_hold_ms >= 0):
+            raise ValueError(f"speech_hold_ms must be a finite number >= 0, got {self.speech_hold_ms!r}")
         if self.punct_delay is not None and self.punct_delay < 0:
             raise ValueError(f"punct_delay must be >= 0 or None, got {self.punct_delay}")
 
@@ -54,6 +60,7 @@ class PolicyConfig:
     # unless told otherwise (the fields' own defaults above are the plain one-sentence engine).
     FLAG_PAUSE_MS = 600.0
     FLAG_PUNCT_DELAY = 2
+    FLAG_SPEECH_HOLD_MS = 0.0
     # A model folder (a shipped pair's model/, a --data-dir) may hold the policy measured best for
     # that model, as a config file's ``policy:`` section (bench/policy_sweep.py --write-policy):
     # it replaces the flags' defaults; a --config file and flags on the command line override it.
@@ -81,6 +88,10 @@ class PolicyConfig:
         g.add_argument("--no-vocoder-flush", action="store_true", default=None,
                        help="hold back the speech of each emission's last units until the units after them are known "
                             "(closer to the offline vocoder; the word's tail comes with the next emission)")
+        g.add_argument("--speech-hold-ms", type=float,
+                       help="playout hold: each sentence's first speech waits until the source has gone this many ms "
+                            "further, so the words after it come before the speech runs dry (fewer pauses inside a "
+                            f"sentence, a later start; 0: speak each word at once; default: {model}{cls.FLAG_SPEECH_HOLD_MS:g})")
         g.add_argument("--pause-ms", type=float,
                        help=f"close a sentence after this much silence and reset its state (default: {model}{cls.FLAG_PAUSE_MS:g})")
         g.add_argument("--no-pause", action="store_true", default=None, help="no sentence boundaries at pauses")
@@ -94,7 +105,7 @@ class PolicyConfig:
     # each setting and the flags (argparse dests) that set it: given on the command line or in a
     # --config file, a setting's flags all come from there; otherwise from the model's file
     _SETTINGS = {"lag_k": ("lag_k", "support_lag"), "stride_n": ("stride_n",), "whole_word": ("no_whole_word",),
-                 "vocoder_context_frames": ("vocoder_context_frames",), "vocoder_flush": ("no_vocoder_flush",),
+                 "vocoder_context_frames": ("vocoder_context_frames",), "vocoder_flush": ("no_vocoder_flush",), "speech_hold_ms": ("speech_hold_ms",),
                  "pause_ms": ("pause_ms", "no_pause"), "silence_db": ("silence_db",), "punct_delay": ("punct_delay", "no_punct")}
 
     @classmethod
@@ -129,7 +140,7 @@ class PolicyConfig:
         and say so in the log when there is none. A bad model file is a ConfigError naming it."""
         model = cls.read_model_file(model_dir) if model_dir is not None else {}
         v = {"lag_k": cls.lag_k, "stride_n": cls.stride_n, "support_lag": -1, "no_whole_word": False, "vocoder_context_frames": cls.vocoder_context_frames,
-             "no_vocoder_flush": False, "pause_ms": cls.FLAG_PAUSE_MS, "no_pause": False, "silence_db": cls.silence_db,
+             "no_vocoder_flush": False, "speech_hold_ms": cls.FLAG_SPEECH_HOLD_MS, "pause_ms": cls.FLAG_PAUSE_MS, "no_pause": False, "silence_db": cls.silence_db,
              "punct_delay": cls.FLAG_PUNCT_DELAY, "no_punct": False}
         for dests in cls._SETTINGS.values():
             given = {d: getattr(args, d) for d in dests if getattr(args, d, None) is not None}
@@ -143,7 +154,7 @@ class PolicyConfig:
         return cls(lag_k=v["lag_k"], stride_n=v["stride_n"], support_lag=None if support is None or support < 0 else support,
                    whole_word=not v["no_whole_word"],
                    vocoder_context_frames=None if ctx is not None and ctx < 0 else ctx,
-                   vocoder_flush=not v["no_vocoder_flush"],
+                   vocoder_flush=not v["no_vocoder_flush"], speech_hold_ms=v["speech_hold_ms"],
                    pause_ms=None if v["no_pause"] else v["pause_ms"], silence_db=v["silence_db"], punct_delay=delay)
 
 
