@@ -20,6 +20,11 @@ OFF_FLAGS = {"pause_ms": "no_pause", "punct_delay": "no_punct"}
 _SKIP = {"help", "config"}
 
 
+def finite_nonnegative(value) -> bool:
+    """Whether a setting's value is a number (not a bool) that is finite and >= 0."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < float("inf")
+
+
 class ConfigError(ValueError):
     pass
 

@@ -20,13 +20,15 @@ import sys
 import time
 from pathlib import Path
 
+from ..config import finite_nonnegative
+
 
 def _penalty(text: str) -> float:
     try:
         x = float(text)
     except ValueError:
         x = float("nan")
-    if not 0 <= x < float("inf"):
+    if not finite_nonnegative(x):
         raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return x
 

@@ -197,7 +197,7 @@ class StreamingSession:
 
     def _update_allowance(self) -> None:
         p = self.policy
-        if self.finished or self._closing:
+        if self._sentence_ends:
             self.gate = decisions.Gate(self._max_len() + 1, len(self.asr), len(self.st))
             return
         if p.wait_until_end or self.m.st_ctc_proj is None:
@@ -212,7 +212,7 @@ class StreamingSession:
         """Whether the MT decoder may run at all in this step."""
         if self.mt.n_frames == 0 or heard_nothing(self._current_transcript(), "".join(self.m.st_dict[t] for t in self.st)):
             # no word heard (yet) in this sentence: nothing to translate; at its end, nothing at all
-            self.mt_done = self.finished or self._closing
+            self.mt_done = self._sentence_ends
             return False
         return True
 
@@ -233,15 +233,15 @@ class StreamingSession:
         if nxt in unsupported_repeats(self.committed, self._word_start, st):
             # a word said again where the ST-CTC does not: wait for more source, or at the
             # sentence's end say the next best thing
-            if not (self.finished or self._closing):
+            if not self._sentence_ends:
                 nxt = eos
             else:
                 lprobs[nxt] = -float("inf")
                 nxt = int(lprobs.argmax())
-        if (nxt != eos and len(self.committed) >= self.gate.allowed and not (self.finished or self._closing)
+        if (nxt != eos and len(self.committed) >= self.gate.allowed and not self._sentence_ends
                 and not decisions.ctc_supported(nxt, self.committed, st)):
             nxt = eos  # past the lag_k gate, only what the ST-CTC heard: wait for more source
-        if nxt == eos and not (self.finished or self._closing):
+        if nxt == eos and not self._sentence_ends:
             self.mt.rollback(snapshot)  # stop decision: decode this position again later
             self.count.stop_decisions += 1
             return False
@@ -284,6 +284,11 @@ class StreamingSession:
                 break
             self._close_sentence(out, *b)
             self._advance(out)  # the next sentence may already have enough to translate
+
+    @property
+    def _sentence_ends(self) -> bool:
+        """The current sentence is being finished: the source ended or a boundary closes it."""
+        return self.finished or self._closing
 
     @property
     def units(self) -> List[int]:
@@ -443,10 +448,10 @@ def _advance_group(sessions: List[StreamingSession], outs: List[StepOutput]) -> 
     if speech:
         with stage(VOCODER):
             pcm = push_many([s.vocoder for s, _, _ in speech], [mo.units for _, _, mo in speech],
-                            [s.finished or s._closing or s.policy.vocoder_flush for s, _, _ in speech])
+                            [s._sentence_ends or s.policy.vocoder_flush for s, _, _ in speech])
         for (s, o, _), p in zip(speech, pcm):
             now_ms = 1000 * s.count.samples / features.SAMPLE_RATE
-            o.pcm = np.concatenate([o.pcm, s.playout.push(p, now_ms, flush=s.finished or s._closing)])
+            o.pcm = np.concatenate([o.pcm, s.playout.push(p, now_ms, flush=s._sentence_ends)])
     return outs
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 from .. import features
+from ..config import finite_nonnegative
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class PolicyConfig:
             raise ValueError(f"support_lag must be None or in [0, lag_k) = [0, {self.lag_k}), got {self.support_lag}")
         if self.pause_ms is not None and self.pause_ms <= 0:
             raise ValueError(f"pause_ms must be positive or None, got {self.pause_ms}")
-        if isinstance(self.speech_hold_ms, bool) or not (isinstance(self.speech_hold_ms, (int, float)) and math.isfinite(self.speech_hold_ms) and self.speech_hold_ms >= 0):
+        if not finite_nonnegative(self.speech_hold_ms):
             raise ValueError(f"speech_hold_ms must be a finite number >= 0, got {self.speech_hold_ms!r}")
         if self.punct_delay is not None and self.punct_delay < 0:
             raise ValueError(f"punct_delay must be >= 0 or None, got {self.punct_delay}")

@@ -20,6 +20,7 @@ from fairseq.tasks.speech_to_speech import SpeechToSpeechTask
 from fairseq.tasks.speech_to_text import DummyMultiTask
 
 from .. import features
+from ..config import finite_nonnegative
 from ..models.echostream import ASR_TASK, MT_TASK, ST_TASK
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def _length_bound(entry, yaml_path: Path) -> LengthBound:
 def _unit_blank_penalty(value, yaml_path: Path) -> float:
     """How much the blank's score is lowered when the unit decoder's CTC is decoded
     (decoding.unit_frames): a number >= 0, set per model from dev figures; 0 is plain greedy."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+    if not finite_nonnegative(value):
         raise DataConfigError(f"{yaml_path}: unit_blank_penalty must be a finite number >= 0, got {value!r}")
     return float(value)
 
