@@ -50,7 +50,10 @@ def main(argv=None):
     t.add_argument("--stft-weight", type=float, default=0.0, help="weight of the multi-resolution STFT loss (default 0: off)")
     t.add_argument("--gan-start", type=int, default=0,
                    help="steps of regression alone (mel + STFT losses) before the discriminators join (default 0)")
-    t.add_argument("--bf16", action="store_true", help="bf16 autocast for the networks (losses stay fp32)")
+    t.add_argument("--bf16", nargs="?", const="on", default="off", choices=["on", "off", "auto"],
+                   help="bf16 autocast for the networks, losses in fp32 (--bf16 alone: on; auto: on where the CPU runs bf16 "
+                        "natively, AVX-512 or AMX, and off on CPUs without it, where it is emulated and many times slower, "
+                        "and on CUDA; default off)")
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where to train (auto: CUDA when available)")
     t.add_argument("--log-interval", type=int, default=50)
     t.add_argument("--save-interval", type=int, default=1000)
@@ -72,9 +75,17 @@ def main(argv=None):
         valid = data([args.valid_list]) if args.valid_list else None
     except (OSError, ValueError) as e:
         p.error(str(e))
+    try:
+        device = vt.resolve_device(args.device)
+    except ValueError as e:
+        p.error(str(e))
+    bf16 = vt.resolve_bf16(args.bf16, device)
+    if bf16 and not vt.native_bf16(device):
+        logging.warning("--bf16 on: %s has no native bf16 here, so autocast emulates it (many times slower on a CPU without "
+                        "AVX-512 or AMX; use --bf16 auto)", device)
     opts = vt.TrainOptions(
         max_steps=args.max_steps, batch_size=args.batch_size, segment_frames=args.segment_frames, lr=args.lr,
-        lr_decay=args.lr_decay, mel_weight=args.mel_weight, stft_weight=args.stft_weight, gan_start=args.gan_start, bf16=args.bf16,
+        lr_decay=args.lr_decay, mel_weight=args.mel_weight, stft_weight=args.stft_weight, gan_start=args.gan_start, bf16=bf16,
         disc_period_width=args.disc_period_width,
         disc_scale_width=args.disc_scale_width, log_interval=args.log_interval, save_interval=args.save_interval,
         keep_last=args.keep_last, seed=args.seed,
@@ -86,8 +97,8 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         p.error(str(e))
     n = sum(x.numel() for x in trainer.gen.parameters())
-    logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d on %s", n, hop, len(train), trainer.step,
-                 opts.max_steps, trainer.device)
+    logging.info("generator: %d parameters, hop %d; %d training utterances; step %d of %d on %s, bf16 autocast %s (--bf16 %s)",
+                 n, hop, len(train), trainer.step, opts.max_steps, trainer.device, "on" if bf16 else "off", args.bf16)
     ckpt = trainer.fit(progress=not args.no_progress_bar)
     print(f"vocoder: {ckpt} (config {args.save_dir / 'config.json'})")
 

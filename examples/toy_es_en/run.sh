@@ -71,7 +71,7 @@ logged() { local log=$1; shift; local t0=$SECONDS
 mkdir -p "$RUNS" "$EVAL"
 
 VOC_TRAIN=("$BIN/echostream-train-vocoder" --valid-list "$C/dev.tsv" --num-units $K
-  --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128 --bf16 --stft-weight 20 --lr-decay 0.9998
+  --gan-start "$VOC_GAN_START" --channels 256 --embedding-dim 128 --bf16 auto --stft-weight 20 --lr-decay 0.9998
   --keep-last 20 --log-interval 50 --threads "$VOC_THREADS" --no-progress-bar)
 VOC_LISTS=(); VOC_UNITS=()
 for p in $VOC_PAIRS; do VOC_LISTS+=("$DATA_ROOT/$p/train.tsv"); VOC_UNITS+=("$DATA_ROOT/$p/units"); done
