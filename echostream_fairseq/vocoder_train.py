@@ -285,20 +285,19 @@ def resolve_device(name: str) -> torch.device:
     raise ValueError(f"unknown device {name!r}: expected cpu, cuda, cuda:N or auto")
 
 
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast pays on ``device``: a CPU whose oneDNN runs bf16 natively (AVX-512
-    or AMX). Elsewhere it does not: a CPU without them emulates bf16 (an adversarial step of the
-    recipe's vocoder took 34 s instead of 3.8 s on an AVX2 CPU), and on an H200 it was slower
-    than fp32 (254 ms against 210 ms, ``bench/vocoder_step.py``)."""
-    if device.type != "cpu":
-        return False
+def cpu_native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (oneDNN's own test: AVX-512 or AMX). Without them bf16
+    is emulated: an adversarial step of the recipe's vocoder took 34 s with bf16 autocast and
+    3.8 s without on a 2-core AVX2 CPU."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_bf16(choice: str, device: torch.device) -> bool:
-    """``--bf16`` as a bool: ``on``, ``off``, or ``auto`` (:func:`native_bf16`)."""
+    """``--bf16`` as a bool: ``on``, ``off``, or ``auto``: on only on a CPU that runs bf16
+    natively (on an H200 it was slower than fp32: 254 ms against 210 ms per adversarial step,
+    ``bench/vocoder_step.py``)."""
     if choice == "auto":
-        return native_bf16(device)
+        return device.type == "cpu" and cpu_native_bf16()
     if choice in ("on", "off"):
         return choice == "on"
     raise ValueError(f"unknown bf16 choice {choice!r}: expected on, off or auto")

@@ -152,32 +152,32 @@ def test_regression_phase_runs_no_discriminator(voc_data, tmp_path):
 
 
 def test_bf16_autocast_trains(voc_data, tmp_path):
-    from echostream_fairseq.vocoder_train import native_bf16
+    from echostream_fairseq.vocoder_train import cpu_native_bf16
 
     out = _train(voc_data, tmp_path / "run", 10, "--bf16", "--stft-weight", "1", "--gan-start", "100")
     mel = _logged(out.stderr, "mel")
     assert np.isfinite(list(mel.values())).all() and mel[10] < mel[5], mel
     assert "bf16 autocast on (--bf16 on)" in out.stderr, out.stderr[-2000:]
     # forced on where the CPU only emulates bf16: said, with the way out
-    assert ("no native bf16" in out.stderr) == (not native_bf16(torch.device("cpu"))), out.stderr[-2000:]
+    assert ("no native bf16" in out.stderr) == (not cpu_native_bf16()), out.stderr[-2000:]
 
 
 def test_bf16_auto_follows_the_cpu(voc_data, tmp_path):
     """--bf16 auto turns autocast on only where the CPU runs bf16 natively, and says which."""
-    from echostream_fairseq.vocoder_train import native_bf16
+    from echostream_fairseq.vocoder_train import cpu_native_bf16
 
     out = _train(voc_data, tmp_path / "run", 2, "--bf16", "auto")
-    want = "on" if native_bf16(torch.device("cpu")) else "off"
+    want = "on" if cpu_native_bf16() else "off"
     assert f"bf16 autocast {want} (--bf16 auto)" in out.stderr, out.stderr[-2000:]
     assert "no native bf16" not in out.stderr
 
 
 def test_resolve_bf16():
-    from echostream_fairseq.vocoder_train import native_bf16, resolve_bf16
+    from echostream_fairseq.vocoder_train import cpu_native_bf16, resolve_bf16
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_bf16("on", cpu) is True and resolve_bf16("off", cpu) is False
-    assert resolve_bf16("auto", cpu) is native_bf16(cpu)
+    assert resolve_bf16("auto", cpu) is cpu_native_bf16()
     assert resolve_bf16("auto", cuda) is False  # measured slower than fp32 on an H200
     assert resolve_bf16("on", cuda) is True
     with pytest.raises(ValueError, match="unknown bf16 choice 'yes'"):

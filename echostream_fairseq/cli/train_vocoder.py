@@ -80,9 +80,9 @@ def main(argv=None):
     except ValueError as e:
         p.error(str(e))
     bf16 = vt.resolve_bf16(args.bf16, device)
-    if bf16 and not vt.native_bf16(device):
-        logging.warning("--bf16 on: %s has no native bf16 here, so autocast emulates it (many times slower on a CPU without "
-                        "AVX-512 or AMX; use --bf16 auto)", device)
+    if bf16 and device.type == "cpu" and not vt.cpu_native_bf16():
+        logging.warning("--bf16 on: this CPU has no native bf16 (AVX-512 or AMX), so autocast emulates it, many times slower; "
+                        "use --bf16 auto")
     opts = vt.TrainOptions(
         max_steps=args.max_steps, batch_size=args.batch_size, segment_frames=args.segment_frames, lr=args.lr,
         lr_decay=args.lr_decay, mel_weight=args.mel_weight, stft_weight=args.stft_weight, gan_start=args.gan_start, bf16=bf16,
