@@ -11,7 +11,11 @@ import numpy as np
 import pytest
 import websockets
 
-from test_server import get, read_metrics, start_server, wait_sessions
+from echostream_fairseq import assets, features
+from echostream_fairseq.features import to_s16le
+from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
+from echostream_fairseq.streaming.replay import replay
+from test_server import ROOT, get, read_metrics, start_server, wait_sessions
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -84,6 +88,45 @@ def test_idle_started_session_is_closed_and_frees_its_slot(server):
             break
         time.sleep(0.2)
     assert get(base + "/health")["sessions"] == 0
+
+
+def test_a_session_that_falls_silent_without_end_still_gets_its_last_words(server):
+    """A push-to-talk client: one sentence, then nothing, and no 'end'. At the idle limit the
+    session is finished as at 'end' (the same translation, words and speech the engine gives the
+    whole sentence), then closed with the idle error."""
+    base, url, _ = server
+    ex = assets.read_examples(ROOT)[1]  # "Diego will close a new box." (1.9 s: well inside the 4 s wall limit)
+    wav = features.read_audio(ex["src_audio"])
+
+    async def go():
+        msgs, pcm = [], bytearray()
+        async with websockets.connect(url, additional_headers=AUTH, max_size=None) as ws:
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            await ws.send(to_s16le(wav))
+            try:
+                while True:
+                    m = await asyncio.wait_for(ws.recv(), 10)
+                    if isinstance(m, bytes):
+                        pcm.extend(m)
+                    else:
+                        msgs.append(json.loads(m))
+            except websockets.ConnectionClosed:
+                pass
+            return msgs, bytes(pcm), ws.close_code
+
+    msgs, pcm, code = asyncio.run(go())
+    assert [m["type"] for m in msgs[-2:]] == ["done", "error"] and code == 1008
+    assert msgs[-1]["code"] == "idle_timeout"
+    res = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt")
+    ref = replay(res, wav, 320, PolicyConfig(**get(base + "/config")["policy"]))
+    final_words = ref.events[-1].out.words  # what only the end of the session says
+    assert final_words, "the sentence's last words come at its end: the flush is what this test checks"
+    assert msgs[-2]["translation"] == ref.translation and ref.translation.split()
+    assert [w for m in msgs if m["type"] == "translation" for w in m["words"]] == [w for e in ref.events for w in e.out.words]
+    got = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768
+    assert len(got) == len(ref.pcm) and np.abs(got - np.clip(ref.pcm, -1, 1)).max() < 2e-3
+    wait_sessions(base, 0)
 
 
 def test_wall_clock_limit_holds_for_a_client_that_keeps_sending(server):

@@ -508,6 +508,15 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
                 else:
                     raise ProtocolError("unknown_type", f"unknown message type {kind!r} (expected 'start' or 'end')")
         except ProtocolError as e:
+            if e.code == "idle_timeout" and conn.first_audio is not None:
+                # a session that fell silent without 'end' (e.g. push-to-talk released) still gets
+                # what its audio said: the last words and speech and 'done', as at 'end', then the error
+                try:
+                    await conn.on_end()
+                except ProtocolError as flush_error:  # (the client stopped reading, or the engine failed)
+                    e = flush_error
+                except (WebSocketDisconnect, RuntimeError):
+                    pass  # the client vanished meanwhile: the error below reaches no one
             await conn.fail(e)
         except (WebSocketDisconnect, RuntimeError):
             pass  # the client vanished mid-stream

@@ -55,7 +55,8 @@ PROTOCOL = {
         "session_too_long": "more source than the server's max_session_seconds",
         "busy": "the server already runs max_sessions sessions; try later",
         "internal": "the engine failed on this session (the server keeps serving others)",
-        "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session",
+        "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session "
+                        "(one that had sent audio is first finished as at 'end': its last outputs and 'done' come before this error)",
         "session_timeout": "the connection was open longer than max_session_wall_s (wall clock)",
         "slow_reader": "the client took none of the server's output for max_send_wait_s: the session is dropped and the "
                        "connection cut (this error cannot reach such a client; it is logged and counted)",
