@@ -34,6 +34,12 @@ def test_a_pair_report_sits_beside_the_default_one(tmp_path, corpus_list):
     report(_eval_dir(tmp_path, "es2", 71.0), corpus_list, [], out, "es run 2")
     got = json.loads(out.read_text())
     assert got["results"] == {"offline_bleu": 71.0} and got["pairs"]["ko-en"]["results"] == {"offline_bleu": 61.5}
+    # each report says which CPU made it (ASR-BLEU moves with the CPU's kernels)
+    on = got["measured_on"]
+    cpuinfo = open("/proc/cpuinfo").read()
+    assert on["cores"] >= 1 and on["cpu"] in cpuinfo and on["torch"]
+    assert on["isa"] == [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f" {f} " in cpuinfo.replace("\n", " ")]
+    assert got["pairs"]["ko-en"]["measured_on"] == on
     # a second pair joins the first
     report(_eval_dir(tmp_path, "xx", 12.0), corpus_list, [], out, "xx run", pair="xx-en")
     assert set(json.loads(out.read_text())["pairs"]) == {"ko-en", "xx-en"}
