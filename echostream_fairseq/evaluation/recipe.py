@@ -13,8 +13,9 @@ Subcommands (each writes one JSON file; ``report`` merges them):
   (``units.txt`` of fairseq-generate) or streaming (the engine replays each source);
 * ``compare``: two or more of the transcript TSVs the commands above write (``*.asr.tsv``: what
   the ASR heard in each utterance), scored on the same utterances: each ASR-BLEU (or text BLEU)
-  with its 95 % bootstrap interval and the p-value of its difference from the first (sacrebleu's
-  paired bootstrap resampling), to tell a change from the noise of a 200-utterance test;
+  with its 95 % interval, and its difference from the first with that difference's own interval
+  and p-value (paired bootstrap resampling of the utterances), to tell a change from the noise
+  of a 200-utterance test;
 * ``report``: SimulEval output folders + the JSON files above -> ``results.json`` (the keys the
   project publishes), a markdown table and a latency-quality plot (PNG).
 """
