@@ -285,10 +285,39 @@ def test_a_session_that_translates_nothing_is_answered_in_strict_json(server, au
     assert r.returncode == 0 and "latency: none (no translation)" in r.stdout, r.stdout + r.stderr
 
 
-def test_too_long_a_session_is_refused(server):
-    _, url = server
-    second = (np.zeros(16000, dtype="<i2")).tobytes()
-    asyncio.run(_expect_error(url, START, *[second] * 31, code="session_too_long"))
+def test_too_long_a_session_is_refused_after_what_came_before_the_limit(server, res, examples):
+    """A sentence, then silence past the 30 s limit: the source up to the limit is translated and
+    finished ('done', the same translation as the engine gives those 30 s), then the error."""
+    base, url = server
+    wav = features.read_audio(examples[0]["src_audio"])
+    wav = np.concatenate([wav, np.zeros(31 * 16000 - len(wav), dtype=np.float32)])
+    pcm = to_s16le(wav)
+    frames = [pcm[i : i + 32000] for i in range(0, len(pcm), 32000)]  # 1 s each
+    got = {}
+
+    async def go():
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send(START)
+            assert json.loads(await ws.recv())["type"] == "ready"
+            for f in frames:
+                try:
+                    await ws.send(f)
+                except websockets.ConnectionClosed:
+                    break
+            try:
+                while True:
+                    m = await ws.recv()
+                    if isinstance(m, str):
+                        got.setdefault("messages", []).append(json.loads(m))
+            except websockets.ConnectionClosed:
+                got["code"] = ws.close_code
+
+    asyncio.run(go())
+    msgs = got["messages"]
+    assert [m["type"] for m in msgs[-2:]] == ["done", "error"] and msgs[-1]["code"] == "session_too_long" and got["code"] == 1008
+    ref = replay(res, wav[: 30 * 16000], 320, _policy(base), speech=False)
+    assert msgs[-2]["translation"] == ref.translation and ref.translation.split()
+    wait_sessions(base, 0)
 
 
 def test_more_sessions_than_the_limit_are_busy_and_vanishing_clients_leak_nothing(server, examples):

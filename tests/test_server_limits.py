@@ -137,19 +137,21 @@ def test_wall_clock_limit_holds_for_a_client_that_keeps_sending(server):
         async with websockets.connect(url, additional_headers=AUTH) as ws:
             await ws.send(START)
             assert json.loads(await ws.recv())["type"] == "ready"
-            t0 = time.monotonic()
+            t0, kinds = time.monotonic(), []
             while time.monotonic() - t0 < 15:
                 try:
                     msg = json.loads(await asyncio.wait_for(ws.recv(), 0.5))
+                    kinds.append(msg["type"])
                     if msg["type"] == "error":
-                        return msg, time.monotonic() - t0
+                        return msg, time.monotonic() - t0, kinds
                 except asyncio.TimeoutError:
                     await ws.send(frame)
-            return None, None
+            return None, None, kinds
 
-    err, after = asyncio.run(go())
+    err, after, kinds = asyncio.run(go())
     assert err is not None and err["code"] == "session_timeout", err
     assert 2.5 < after < 8
+    assert kinds[-2:] == ["done", "error"]  # what it had sent was finished first
 
 
 def test_a_flood_of_tiny_frames_is_slowed_not_dropped(server):

@@ -204,6 +204,10 @@ class RequestRate:
         await self.app(scope, receive, send)
 
 
+# the limits that close a started session which is then first finished as at 'end'
+FINISHED_AT_LIMIT = ("idle_timeout", "session_timeout", "session_too_long")
+
+
 class _Connection:
     """One client: protocol state, resampler, its engine session, pending source samples."""
 
@@ -272,12 +276,16 @@ class _Connection:
         await self.feed(self.resampler.accept(x))
 
     async def feed(self, x: np.ndarray, final: bool = False):
+        # source past the session's limit is refused; what came before it is translated
+        allowed = max(0, int(self.st.limits.max_session_seconds * features.SAMPLE_RATE) - self.received)
+        over = x.size > allowed
+        x = x[:allowed] if over else x
         self.received += x.size
-        if self.received > self.st.limits.max_session_seconds * features.SAMPLE_RATE:
-            raise ProtocolError("session_too_long", f"more than {self.st.limits.max_session_seconds:g} s of source")
         for chunk in self.feeder.push(x) + (self.feeder.flush() if final else []):
             self.consumed += chunk.size
             await self.run(self.st.scheduler.step(self.session, chunk))
+        if over:
+            raise ProtocolError("session_too_long", f"more than {self.st.limits.max_session_seconds:g} s of source")
 
     async def on_end(self):
         if self.start is None:
@@ -508,9 +516,9 @@ def create_app(pairs: Sequence[Pair], limits: Optional[ServerLimits] = None, des
                 else:
                     raise ProtocolError("unknown_type", f"unknown message type {kind!r} (expected 'start' or 'end')")
         except ProtocolError as e:
-            if e.code == "idle_timeout" and conn.first_audio is not None:
-                # a session that fell silent without 'end' (e.g. push-to-talk released) still gets
-                # what its audio said: the last words and speech and 'done', as at 'end', then the error
+            if e.code in FINISHED_AT_LIMIT and conn.first_audio is not None:
+                # a session closed by a limit still gets what the audio it sent said (e.g. push-to-talk
+                # released without 'end'): the last words and speech and 'done', as at 'end', then the error
                 try:
                     await conn.on_end()
                 except ProtocolError as flush_error:  # (the client stopped reading, or the engine failed)

@@ -42,7 +42,10 @@ PROTOCOL = {
         "done": {"type": "done", "transcript": "...", "translation": "...", "display": {"transcript": "...", "translation": "..."},
                  "latency": {"AL": "ms", "StartOffset": "ms", "EndOffset": "ms", "AL_CA": "ms (computation-aware)",
                              "null": "every latency is null when the session translated nothing (no audio, silence)"}},
-        "error": {"type": "error", "code": "one of the codes below", "message": "what was wrong"},
+        "error": {"type": "error", "code": "one of the codes below", "message": "what was wrong",
+                  "finished_first": "a started session that sent audio and is closed by idle_timeout, session_timeout or "
+                                    "session_too_long is first finished as at 'end' (its last outputs and 'done', from the "
+                                    "source accepted up to the limit), then gets this error"},
     },
     "error_codes": {
         "bad_json": "a text message that is not a JSON object (malformed, too deeply nested, or another JSON value)",
@@ -55,8 +58,7 @@ PROTOCOL = {
         "session_too_long": "more source than the server's max_session_seconds",
         "busy": "the server already runs max_sessions sessions; try later",
         "internal": "the engine failed on this session (the server keeps serving others)",
-        "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session "
-                        "(one that had sent audio is first finished as at 'end': its last outputs and 'done' come before this error)",
+        "idle_timeout": "no 'start' within idle_before_start_s, or nothing within idle_between_frames_s of a started session",
         "session_timeout": "the connection was open longer than max_session_wall_s (wall clock)",
         "slow_reader": "the client took none of the server's output for max_send_wait_s: the session is dropped and the "
                        "connection cut (this error cannot reach such a client; it is logged and counted)",
