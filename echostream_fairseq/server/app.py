@@ -223,6 +223,7 @@ class _Connection:
         self.spent_ms = 0.0
         self.first_audio: Optional[float] = None  # wall time of the first audio frame
         self.first_output_seen = False
+        self.too_long = False  # session_too_long was raised: later source (the final flush's) is cut to the limit
 
     async def _send(self, sending):
         """Await one send; a client that takes none of it within max_send_wait_s is not reading."""
@@ -284,7 +285,8 @@ class _Connection:
         for chunk in self.feeder.push(x) + (self.feeder.flush() if final else []):
             self.consumed += chunk.size
             await self.run(self.st.scheduler.step(self.session, chunk))
-        if over:
+        if over and not self.too_long:
+            self.too_long = True
             raise ProtocolError("session_too_long", f"more than {self.st.limits.max_session_seconds:g} s of source")
 
     async def on_end(self):
