@@ -13,9 +13,8 @@ import websockets
 
 from echostream_fairseq import assets, features
 from echostream_fairseq.features import to_s16le
-from echostream_fairseq.streaming.engine import PolicyConfig, load_resources
 from echostream_fairseq.streaming.replay import replay
-from test_server import ROOT, get, read_metrics, start_server, wait_sessions
+from test_server import ROOT, _policy, get, read_metrics, res, start_server, wait_sessions  # noqa: F401 (res: a fixture)
 
 pytestmark = pytest.mark.slow
 TOKEN = "s3cret-token"
@@ -90,7 +89,7 @@ def test_idle_started_session_is_closed_and_frees_its_slot(server):
     assert get(base + "/health")["sessions"] == 0
 
 
-def test_a_session_that_falls_silent_without_end_still_gets_its_last_words(server):
+def test_a_session_that_falls_silent_without_end_still_gets_its_last_words(server, res):
     """A push-to-talk client: one sentence, then nothing, and no 'end'. At the idle limit the
     session is finished as at 'end' (the same translation, words and speech the engine gives the
     whole sentence), then closed with the idle error."""
@@ -118,8 +117,7 @@ def test_a_session_that_falls_silent_without_end_still_gets_its_last_words(serve
     msgs, pcm, code = asyncio.run(go())
     assert [m["type"] for m in msgs[-2:]] == ["done", "error"] and code == 1008
     assert msgs[-1]["code"] == "idle_timeout"
-    res = load_resources(ROOT / "model" / "checkpoint.pt", ROOT / "model", punct_model=ROOT / "model" / "punct.pt")
-    ref = replay(res, wav, 320, PolicyConfig(**get(base + "/config")["policy"]))
+    ref = replay(res, wav, 320, _policy(base))
     final_words = ref.events[-1].out.words  # what only the end of the session says
     assert final_words, "the sentence's last words come at its end: the flush is what this test checks"
     assert msgs[-2]["translation"] == ref.translation and ref.translation.split()
