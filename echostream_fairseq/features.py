@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Optional, Union
 
 import numpy as np
@@ -265,12 +266,158 @@ class GlobalCMVN:
         return ((feats - self.mean) / self.std).astype(np.float32)
 
 
-class OnlineFrontEnd:
-    """Samples in, CMVN-normalised fbank frames out, chunk by chunk."""
+# Frame level (dB): 10 log10 of the mean mel-filterbank power of a frame, minus the level a full-scale
+# 1 kHz sine gives (tests/test_input_level.py checks it); so a sine at -20 dBFS reads -20 dB.
+# Speech reads a few dB above its RMS in dBFS: the toy corpus's espeak-ng voices peak near -10 dB.
+LEVEL_REF_DB = 109.14
+LOG_FLOOR = math.log(float(np.finfo(np.float32).eps))  # Kaldi's fbank floor: log(max(eps, power))
+_NAT_TO_DB = 10 / math.log(10)
 
-    def __init__(self, cmvn: GlobalCMVN):
+
+def frame_level_db(feats: np.ndarray) -> np.ndarray:
+    """The level (dB, see LEVEL_REF_DB) of each fbank frame."""
+    f = np.asarray(feats, dtype=np.float64)
+    if f.shape[0] == 0:
+        return np.zeros(0)
+    top = f.max(axis=1, keepdims=True)
+    mean_power = top[:, 0] + np.log(np.exp(f - top).mean(axis=1))  # log of the mean mel power
+    return _NAT_TO_DB * mean_power - LEVEL_REF_DB
+
+
+@dataclass
+class InputLevel:
+    """Input level normalisation (a data config's ``input_level``): speech quieter than the speech
+    the model learned from is raised before the model reads it, as if the same recording (the same
+    signal-to-noise ratio) had been made at the usual level. Speech loud enough is left exactly as
+    it is, and so is a stream of steady noise with no one speaking.
+
+    Levels are those of :func:`frame_level_db`, smoothed by the median of the last 5 frames (a
+    click of one or two frames moves nothing). ``peak`` is the stream's loudest speech so far,
+    falling by ``release_db_per_s`` a second, and ``floor`` its quietest background so far
+    (minimum statistics), rising by ``floor_rise_db_per_s`` a second. Each fbank frame is raised by
+
+        clip(min(target_db - max(peak, its own level), 5 (peak - floor - min_snr_db)), 0, max_gain_db) dB,
+
+    a constant added to its log-mel bins above the fbank floor, which is what a gain on the samples
+    does. So no frame is raised above ``target_db``, and nothing is raised until the stream holds
+    something ``min_snr_db`` above its background (the allowed gain grows 5 dB per dB beyond it).
+    The gain rises by at most ``attack_db_per_s`` a second (the first consonant of a loud speaker,
+    heard before the vowel that sets the peak, is barely raised) and falls at once. The gain of a frame depends on it and on earlier frames alone, so a stream read in chunks gets
+    exactly the frames of the whole recording."""
+
+    target_db: float
+    max_gain_db: float = 30.0
+    min_snr_db: float = 6.0
+    release_db_per_s: float = 1.0
+    floor_rise_db_per_s: float = 3.0
+    attack_db_per_s: float = 200.0
+
+    MEDIAN_FRAMES = 5
+
+    def __post_init__(self):
+        for name, lo, hi in (("target_db", -80.0, 0.0), ("max_gain_db", 0.0, 60.0), ("min_snr_db", 0.0, 60.0),
+                             ("release_db_per_s", 0.0, 60.0), ("floor_rise_db_per_s", 0.0, 60.0),
+                             ("attack_db_per_s", 0.0, 1000.0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {v!r}")
+
+    def stream(self) -> "LevelNormaliser":
+        return LevelNormaliser(self)
+
+    def apply(self, feats: np.ndarray) -> np.ndarray:
+        """The frames of one whole recording, normalised."""
+        return self.stream().accept(feats)
+
+
+def peak_level_db(feats: np.ndarray) -> float:
+    """The loudest speech of one recording, as :class:`InputLevel` tracks it: the highest median
+    level of 5 consecutive frames (-inf for no frames)."""
+    level = frame_level_db(feats)
+    k = InputLevel.MEDIAN_FRAMES
+    if level.size < k:
+        return float(np.median(level)) if level.size else -math.inf
+    return float(np.median(np.lib.stride_tricks.sliding_window_view(level, k), axis=1).max())
+
+
+def input_level_for(train_peaks) -> InputLevel:
+    """The input level normalisation of a model trained on speech whose utterances peak at
+    ``train_peaks`` (dB, :func:`peak_level_db`): a source is raised to the level that 95 % of the
+    training utterances reach (their 5th percentile, rounded down to a whole dB)."""
+    peaks = np.asarray([p for p in train_peaks if math.isfinite(p)], dtype=np.float64)
+    if not peaks.size:
+        raise ValueError("no training utterance with audio to set the input level from")
+    return InputLevel(target_db=float(max(-80.0, math.floor(np.percentile(peaks, 5)))))
+
+
+class LevelNormaliser:
+    """The running state of :class:`InputLevel` over one stream: ``accept(frames)`` returns them
+    normalised; ``gain_db`` is the gain of the last frame (0 before any)."""
+
+    SNR_SLOPE = 5.0  # dB of gain allowed per dB of peak over floor beyond min_snr_db
+
+    def __init__(self, cfg: InputLevel):
+        self.cfg = cfg
+        per_frame = FRAME_SHIFT_MS / 1000
+        self.release, self.rise = cfg.release_db_per_s * per_frame, cfg.floor_rise_db_per_s * per_frame  # dB per frame
+        self.recent = np.zeros(0)  # the levels of the last MEDIAN_FRAMES - 1 frames
+        # peak at frame k = max over j <= k of (smoothed level j - release * (k - j)): the running
+        # max of (level j + release * j), less release * k; the floor likewise with a running min
+        self.peak_acc, self.floor_acc = -np.inf, np.inf
+        # gain at frame k = min(wanted k, gain k-1 + attack) = min over j <= k of (wanted j + attack * (k - j)),
+        # with the gain before the stream 0: the running min of (wanted j - attack * j), plus attack * k
+        self.attack = cfg.attack_db_per_s * per_frame
+        self.gain_acc = self.attack  # (the gain 0 before frame 0, as the term of frame -1)
+        self.frames = 0
+        self.gain_db = 0.0
+
+    def accept(self, feats: np.ndarray) -> np.ndarray:
+        feats = np.asarray(feats, dtype=np.float32)
+        n = feats.shape[0]
+        if n == 0:
+            return feats
+        level = frame_level_db(feats)
+        ctx = np.concatenate([self.recent, level])
+        k = self.cfg.MEDIAN_FRAMES
+        start = ctx.size - n  # ctx[j]: frame j of ctx; ctx[0] is the stream's first frame while fewer than k - 1 came before
+        full = max(start, k - 1)  # the first new frame with k levels behind it
+        med = np.concatenate([[np.median(ctx[: j + 1]) for j in range(start, min(full, ctx.size))],
+                              np.median(np.lib.stride_tricks.sliding_window_view(ctx, k)[full - (k - 1):], axis=1)
+                              if ctx.size >= k else []])
+        idx = self.frames + np.arange(n)
+        peak_acc = np.maximum.accumulate(np.maximum(med + self.release * idx, self.peak_acc))
+        floor_acc = np.minimum.accumulate(np.minimum(med - self.rise * idx, self.floor_acc))
+        peak = np.maximum(peak_acc - self.release * idx, level)
+        floor = floor_acc + self.rise * idx
+        c = self.cfg
+        wanted = np.clip(np.minimum(c.target_db - peak, self.SNR_SLOPE * (peak - floor - c.min_snr_db)), 0.0, c.max_gain_db)
+        gain_acc = np.minimum.accumulate(np.minimum(wanted - self.attack * idx, self.gain_acc))
+        gain = gain_acc + self.attack * idx
+        self.peak_acc, self.floor_acc, self.gain_acc = float(peak_acc[-1]), float(floor_acc[-1]), float(gain_acc[-1])
+        self.recent = ctx[-(k - 1):]
+        self.frames += n
+        self.gain_db = float(gain[-1])
+        if not gain.any():
+            return feats
+        raised = feats + (gain / _NAT_TO_DB).astype(np.float32)[:, None]
+        return np.where(feats > LOG_FLOOR + 1e-3, raised, feats).astype(np.float32)  # (floored bins held no power)
+
+
+class OnlineFrontEnd:
+    """Samples in, fbank frames out (level-normalised with ``level``, then CMVN), chunk by chunk."""
+
+    def __init__(self, cmvn: GlobalCMVN, level: Optional[InputLevel] = None):
         self.fbank = OnlineFbank()
         self.cmvn = cmvn
+        self.level = level.stream() if level is not None else None
+
+    @property
+    def gain_db(self) -> float:
+        """The input level normalisation's gain on the latest frame (0 without it)."""
+        return self.level.gain_db if self.level is not None else 0.0
 
     def accept(self, samples) -> np.ndarray:
-        return self.cmvn(self.fbank.accept(samples))
+        feats = self.fbank.accept(samples)
+        if self.level is not None:
+            feats = self.level.accept(feats)
+        return self.cmvn(feats)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+import yaml
 
 from conftest import build, cli, run
 from echostream_fairseq import features
@@ -63,6 +64,10 @@ def test_prepared_folder_trains_one_step(corpus, tmp_path):
     assert (out / row[1]).resolve().is_file()
     red = (corpus / "units" / "reduced.tsv").read_text().splitlines()
     assert row[3] in {l.split("\t")[1] for l in red}
+    # the input level normalisation is set from the training speech's level
+    train = [l.split("\t")[1] for l in (out / "train.tsv").read_text().splitlines()[1:]]
+    peaks = [features.peak_level_db(features.fbank(features.read_audio(out / a))) for a in train]
+    assert task.data_cfg.input_level == features.input_level_for(peaks)
 
 
 def _expect_failure(corpus_dir, out, exc, *fragments, **kw):
@@ -272,8 +277,13 @@ def test_more_training_data_continues_a_folders_model(corpus, tmp_path):
     fresh = tmp_path / "fresh"
     prepare_from_lists(lists, corpus / "units", fresh, PrepOptions(num_units=20, src_vocab=60, tgt_vocab=60))
     kept = tmp_path / "kept"
+    cfg = yaml.safe_load((first / "config.yaml").read_text())
+    cfg["input_level"]["target_db"] = -33.0  # the level the first folder's model learned at is kept too
+    (first / "config.yaml").write_text(yaml.safe_dump(cfg))
     run([cli("echostream-prep-s2st"), "--lists", *lists, "--units-dir", corpus / "units", "--num-units", 20,
          "--out", kept, "--continue-from", first])
+    assert yaml.safe_load((kept / "config.yaml").read_text())["input_level"] == cfg["input_level"]
+    assert yaml.safe_load((fresh / "config.yaml").read_text())["input_level"]["target_db"] != -33.0
     for name in ("spm_src.model", "spm_tgt.model", "dict_src.txt", "dict_tgt.txt", "gcmvn.npz"):
         assert (kept / name).read_bytes() == (first / name).read_bytes(), name
     assert any((fresh / n).read_bytes() != (first / n).read_bytes() for n in ("spm_src.model", "gcmvn.npz"))

@@ -18,7 +18,7 @@ import math
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -147,12 +147,14 @@ def build_data_folder(
         if bad:
             raise ValueError(f"utterance {r.id}: unit id {bad[0]} outside 0..{opts.num_units - 1}")
 
-    n_frames, train_feats = {}, []
+    n_frames, train_feats, train_peaks = {}, [], []
     for r in tqdm(records, desc="fbank", unit="utt"):
         f = features.fbank(features.read_audio(r.src_audio))
         n_frames[r.id] = f.shape[0]
-        if r.split.startswith("train") and base is None:
-            train_feats.append(f)
+        if r.split.startswith("train"):
+            train_peaks.append(features.peak_level_db(f))
+            if base is None:
+                train_feats.append(f)
 
     train = [r for r in records if r.split.startswith("train")]
     if base is not None:  # the model's inputs and labels stay as it learned them
@@ -202,6 +204,9 @@ def build_data_folder(
         "length_bound": length_bound(
             [(len(sp_tgt.encode(r.tgt_text, out_type=str)), n_frames[r.id] * features.FRAME_SHIFT_MS / 1000) for r in train]),
     }
+    # the level the model learned its speech at: the continued folder's, else this training speech's
+    kept = yaml.safe_load((base / "config.yaml").read_text()).get("input_level") if base is not None and (base / "config.yaml").is_file() else None
+    cfg["input_level"] = kept if kept is not None else asdict(features.input_level_for(train_peaks))
     if opts.specaugment:
         cfg["specaugment"] = SPECAUGMENT
     if opts.vocoder_checkpoint:

@@ -24,9 +24,10 @@ class PauseDetector:
         self._start: Optional[float] = None  # start (ms) of the last pause long enough to end a sentence
         self.cut_ms: Optional[float] = None  # where that sentence ends, until it is taken
 
-    def hear(self, samples: np.ndarray, heard_ms: float) -> None:
-        """New samples; ``heard_ms``: the source heard so far, these samples included."""
-        db = features.block_db(samples)
+    def hear(self, samples: np.ndarray, heard_ms: float, gain_db: float = 0.0) -> None:
+        """New samples; ``heard_ms``: the source heard so far, these samples included;
+        ``gain_db``: the input level normalisation's gain on them."""
+        db = features.block_db(samples) + gain_db
         if db.size == 0:
             return
         loud = np.nonzero(db >= self.silence_db)[0]
@@ -57,9 +58,9 @@ class SentenceBoundaries:
         self.pause = PauseDetector(policy.pause_ms, policy.silence_db) if policy.pause_ms is not None else None
         self.punct = punct_model.tracker(policy.punct_delay) if policy.punct_delay is not None else None
 
-    def hear(self, samples: np.ndarray, heard_ms: float) -> None:
+    def hear(self, samples: np.ndarray, heard_ms: float, gain_db: float = 0.0) -> None:
         if self.pause is not None:
-            self.pause.hear(samples, heard_ms)
+            self.pause.hear(samples, heard_ms, gain_db)
 
     def read(self, tokens: Sequence[int], first_ordinal: int) -> List[Tuple[int, int]]:
         """New transcript tokens (stream-wide ordinals from ``first_ordinal``) -> the sentence

@@ -131,7 +131,7 @@ class StreamingSession:
         self.res = res
         self.m = res.model
         self.policy = policy or PolicyConfig()
-        self.front = features.OnlineFrontEnd(res.cmvn)
+        self.front = features.OnlineFrontEnd(res.cmvn, res.input_level)
         self.enc_state = self.m.encoder.init_state()
         self.speech = speech and res.vocoder is not None
         self.translate = translate  # False: transcript only (streaming ASR), no MT work at all
@@ -173,8 +173,9 @@ class StreamingSession:
         """New 16 kHz samples -> normalised fbank frames (silence tracked, counted)."""
         samples = features.check_samples(np.asarray(samples, dtype=np.float32).reshape(-1), "session input")
         self.count.samples += samples.size
-        self.boundaries.hear(samples, 1000 * self.count.samples / features.SAMPLE_RATE)
         feats = self.front.accept(samples)
+        # pauses are heard at the level the model reads (a quiet speaker's speech is not a pause)
+        self.boundaries.hear(samples, 1000 * self.count.samples / features.SAMPLE_RATE, self.front.gain_db)
         self.count.fbank_frames += feats.shape[0]
         return torch.from_numpy(feats).to(self.res.device)
 

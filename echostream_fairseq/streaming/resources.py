@@ -1,5 +1,6 @@
 """What the sessions of one model share, and its loading: the model (eval mode, on its device),
-CMVN, the vocoder, the unit dictionary, the punctuation model and the target length bound."""
+CMVN and input level normalisation, the vocoder, the unit dictionary, the punctuation model and
+the target length bound."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class Resources:
     punct: Optional[punct.PunctModel] = None  # sentence boundaries and punctuation of the transcript
     length_bound: LengthBound = DEFAULT_LENGTH_BOUND  # target tokens per second of a sentence's source
     unit_blank_penalty: float = 0.0  # the data config's, for the unit decoder's CTC (decoding.unit_frames)
+    input_level: Optional[features.InputLevel] = None  # the data config's input level normalisation (None: off)
 
     @property
     def device(self) -> torch.device:
@@ -93,4 +95,4 @@ def load_resources(checkpoint, data_dir=None, config_yaml="config.yaml", multita
         pm = punct.PunctModel.load(punct_model)
         pm.check_dictionary(model.asr_dict, f"the ASR-CTC dictionary of {checkpoint}")
     return Resources(model, features.GlobalCMVN.load(cmvn_path), voc, task.target_dictionary, pm, task.data_cfg.length_bound,
-                     task.data_cfg.unit_blank_penalty)
+                     task.data_cfg.unit_blank_penalty, task.data_cfg.input_level)

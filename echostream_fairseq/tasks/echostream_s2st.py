@@ -77,6 +77,7 @@ class EchoStreamDataConfig(S2SDataConfig):
         self.voice_augment = _augment(self.config, "voice_augment", VoiceAugment, yaml_path)
         self.length_bound = _length_bound(self.config.get("length_bound"), yaml_path)
         self.unit_blank_penalty = _unit_blank_penalty(self.config.get("unit_blank_penalty", 0.0), yaml_path)
+        self.input_level = _augment(self.config, "input_level", features.InputLevel, yaml_path)
         if self.input_feat_per_channel != features.NUM_MEL_BINS:
             raise DataConfigError(
                 f"{yaml_path}: input_feat_per_channel is {self.input_feat_per_channel}; "
@@ -85,8 +86,8 @@ class EchoStreamDataConfig(S2SDataConfig):
 
 
 def _augment(config: dict, key: str, cls, yaml_path: Path):
-    """The data config's augmentation entry ``key`` as ``cls`` (None when absent); a bad entry is
-    an error naming the file and the key."""
+    """The data config's entry ``key`` (augmentation, input level) as ``cls`` (None when absent);
+    a bad entry is an error naming the file and the key."""
     entry = config.get(key)
     if entry is None:
         return None
@@ -332,6 +333,8 @@ class EchoStreamDataset(SpeechToSpeechMultitaskDataset):
                 if self.cfg.silence_augment is not None:
                     wav = self.cfg.silence_augment(wav, rng)
             feats = features.fbank(wav, vtln_warp=warp)
+        if self.cfg.input_level is not None:
+            feats = self.cfg.input_level.apply(feats)
         if self.feature_transforms is not None:
             feats = self.feature_transforms(feats)
         return torch.from_numpy(feats).float()
