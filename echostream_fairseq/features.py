@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import struct
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
@@ -302,8 +302,9 @@ class InputLevel:
     does. So no frame is raised above ``target_db``, and nothing is raised until the stream holds
     something ``min_snr_db`` above its background (the allowed gain grows 5 dB per dB beyond it).
     The gain rises by at most ``attack_db_per_s`` a second (the first consonant of a loud speaker,
-    heard before the vowel that sets the peak, is barely raised) and falls at once. The gain of a frame depends on it and on earlier frames alone, so a stream read in chunks gets
-    exactly the frames of the whole recording."""
+    heard before the vowel that sets the peak, is barely raised) and falls at once. The gain of a
+    frame depends on it and on earlier frames alone, so a stream read in chunks gets exactly the
+    frames of the whole recording."""
 
     target_db: float
     max_gain_db: float = 30.0

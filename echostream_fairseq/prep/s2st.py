@@ -205,7 +205,9 @@ def build_data_folder(
             [(len(sp_tgt.encode(r.tgt_text, out_type=str)), n_frames[r.id] * features.FRAME_SHIFT_MS / 1000) for r in train]),
     }
     # the level the model learned its speech at: the continued folder's, else this training speech's
-    kept = yaml.safe_load((base / "config.yaml").read_text()).get("input_level") if base is not None and (base / "config.yaml").is_file() else None
+    kept = None
+    if base is not None and (base / "config.yaml").is_file():
+        kept = yaml.safe_load((base / "config.yaml").read_text()).get("input_level")
     cfg["input_level"] = kept if kept is not None else asdict(features.input_level_for(train_peaks))
     if opts.specaugment:
         cfg["specaugment"] = SPECAUGMENT
