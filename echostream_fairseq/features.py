@@ -331,14 +331,24 @@ class InputLevel:
         return self.stream().accept(feats)
 
 
-def peak_level_db(feats: np.ndarray) -> float:
-    """The loudest speech of one recording, as :class:`InputLevel` tracks it: the highest median
-    level of 5 consecutive frames (-inf for no frames)."""
-    level = frame_level_db(feats)
+def smoothed_levels(level: np.ndarray, before: np.ndarray = np.zeros(0)) -> np.ndarray:
+    """The level :class:`InputLevel` reads for each frame of ``level``: the median of its own and the
+    ``MEDIAN_FRAMES - 1`` before it (fewer at a stream's start). ``before``: the levels of the frames
+    that came before ``level`` (the last ``MEDIAN_FRAMES - 1``; all of them, fewer, at the start)."""
     k = InputLevel.MEDIAN_FRAMES
-    if level.size < k:
-        return float(np.median(level)) if level.size else -math.inf
-    return float(np.median(np.lib.stride_tricks.sliding_window_view(level, k), axis=1).max())
+    ctx = np.concatenate([before, level])
+    start = ctx.size - level.size  # ctx[0] is the stream's first frame while fewer than k - 1 came before
+    full = max(start, k - 1)  # the first frame with k levels behind it
+    return np.concatenate([[np.median(ctx[: j + 1]) for j in range(start, min(full, ctx.size))],
+                           np.median(np.lib.stride_tricks.sliding_window_view(ctx, k)[full - (k - 1):], axis=1)
+                           if ctx.size >= k else []])
+
+
+def peak_level_db(feats: np.ndarray) -> float:
+    """The loudest speech of one recording, as :class:`InputLevel` tracks it: the highest of its
+    :func:`smoothed_levels` (-inf for no frames)."""
+    level = frame_level_db(feats)
+    return float(smoothed_levels(level).max()) if level.size else -math.inf
 
 
 def input_level_for(train_peaks) -> InputLevel:
@@ -378,13 +388,7 @@ class LevelNormaliser:
         if n == 0:
             return feats
         level = frame_level_db(feats)
-        ctx = np.concatenate([self.recent, level])
-        k = self.cfg.MEDIAN_FRAMES
-        start = ctx.size - n  # ctx[j]: frame j of ctx; ctx[0] is the stream's first frame while fewer than k - 1 came before
-        full = max(start, k - 1)  # the first new frame with k levels behind it
-        med = np.concatenate([[np.median(ctx[: j + 1]) for j in range(start, min(full, ctx.size))],
-                              np.median(np.lib.stride_tricks.sliding_window_view(ctx, k)[full - (k - 1):], axis=1)
-                              if ctx.size >= k else []])
+        med = smoothed_levels(level, self.recent)
         idx = self.frames + np.arange(n)
         peak_acc = np.maximum.accumulate(np.maximum(med + self.release * idx, self.peak_acc))
         floor_acc = np.minimum.accumulate(np.minimum(med - self.rise * idx, self.floor_acc))
@@ -395,7 +399,7 @@ class LevelNormaliser:
         gain_acc = np.minimum.accumulate(np.minimum(wanted - self.attack * idx, self.gain_acc))
         gain = gain_acc + self.attack * idx
         self.peak_acc, self.floor_acc, self.gain_acc = float(peak_acc[-1]), float(floor_acc[-1]), float(gain_acc[-1])
-        self.recent = ctx[-(k - 1):]
+        self.recent = np.concatenate([self.recent, level])[-(InputLevel.MEDIAN_FRAMES - 1):]
         self.frames += n
         self.gain_db = float(gain[-1])
         if not gain.any():
